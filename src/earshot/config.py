@@ -1,0 +1,107 @@
+"""Deployment settings: defaults < `earshot.toml` in the data dir < `EARSHOT_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("earshot-data")
+SETTINGS_FILE = "earshot.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of a deployment. Paths default to places inside `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="EARSHOT_", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+
+    # Pluggable services, chosen here and nowhere else.
+    blob_store: Literal["local"] = "local"
+    key_provider: Literal["local"] = "local"
+    task_runner: Literal["inline", "celery"] = "inline"
+    celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+
+    # Intake.
+    sample_rate: float = Field(0.01, ge=0.0, le=1.0)
+    daily_cap_per_customer: int = Field(20, ge=0)
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_duration_s: float = 600.0
+
+    # Pipeline.
+    max_snippet_s: float = 10.0
+    asr_model_path: Path | None = None
+    asr_model_sha256: str | None = None
+    asr_threads: int = 2
+
+    # Accounts and sessions.
+    enrol_link_ttl_hours: float = 24.0
+    session_idle_minutes: float = 15.0
+    session_absolute_hours: float = 12.0
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        data_dir = Path(os.environ.get("EARSHOT_DATA_DIR", DEFAULT_DATA_DIR))
+        init_dir = init_settings.init_kwargs.get("data_dir") if hasattr(init_settings, "init_kwargs") else None  # type: ignore[attr-defined]
+        if init_dir is not None:
+            data_dir = Path(init_dir)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=data_dir / SETTINGS_FILE)
+        return (init_settings, env_settings, toml)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database, or a SQLite file inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'earshot.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+
+def load_settings(data_dir: Path | str | None = None, **overrides: object) -> Settings:
+    """Build settings for `data_dir` (or `EARSHOT_DATA_DIR`, or `./earshot-data`)."""
+    if data_dir is not None:
+        overrides["data_dir"] = Path(data_dir)
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def write_settings_file(settings: Settings, values: dict[str, object]) -> None:
+    """Persist deployment choices (such as the demo's sampling rate) in the data dir's TOML."""
+    path = settings.data_dir / SETTINGS_FILE
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value}")
+        else:
+            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{key} = "{escaped}"')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

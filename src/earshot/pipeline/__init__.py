@@ -1,0 +1,1 @@
+"""The de-identification pipeline: decode -> segment -> asr -> pii -> redact -> voice."""
