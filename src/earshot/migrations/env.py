@@ -1,7 +1,6 @@
 """Alembic environment: the same migrations run on SQLite and PostgreSQL."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from earshot.database import Base, import_all_models, make_engine
 
@@ -19,7 +18,6 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
-    engine.pool = pool.NullPool(engine.pool._creator)  # type: ignore[attr-defined]
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=True, compare_type=True)

@@ -1,1 +1,1 @@
-"""vault domain."""
+"""The vault: envelope encryption of everything sensitive (audio, transcripts) at rest."""

@@ -1,0 +1,44 @@
+"""The FastAPI application: the domains' routers, hardening, and error handling."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from earshot import __version__
+from earshot.deployment import Deployment
+from earshot.web.security import SecurityHeaders
+
+log = logging.getLogger("earshot.web")
+
+
+def create_app(deployment: Deployment) -> FastAPI:
+    """Build the app for one deployment. API under /api/v1, reviewer UI under /."""
+    app = FastAPI(title="Earshot", version=__version__, docs_url=None, redoc_url=None)
+    app.state.deployment = deployment
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    from earshot.access import views as access_views
+    from earshot.intake import views as intake_views
+    from earshot.privacy import views as privacy_views
+    from earshot.review import views as review_views
+
+    for module in (access_views, intake_views, privacy_views, review_views):
+        app.include_router(module.router)
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        # Never a stack trace to the client; the log names the type only (no content).
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app
