@@ -1,0 +1,72 @@
+"""Behaviour of the voice anonymisers: per-snippet randomness, shape, sanity of the output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from earshot.pipeline.types import SAMPLE_RATE
+from earshot.pipeline.voice import McAdamsAnonymiser, VoiceAnonymiser
+
+
+def _voice_like(seconds: float = 1.5, f0: float = 120.0, seed: int = 0) -> np.ndarray:
+    """A crude voiced signal: a glottal-like pulse train through two formant resonances."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    phase = np.cumsum(2 * np.pi * f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t)) / SAMPLE_RATE)
+    src = (np.sin(phase) > 0.95).astype(np.float64) + 0.01 * rng.standard_normal(n)
+    y = src
+    for freq, bw in ((700.0, 80.0), (1200.0, 100.0), (2600.0, 150.0)):
+        r = np.exp(-np.pi * bw / SAMPLE_RATE)
+        th = 2 * np.pi * freq / SAMPLE_RATE
+        y = lfilter([1.0], [1.0, -2 * r * np.cos(th), r * r], y)
+    y = y * np.hanning(n) ** 0.2
+    return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+@pytest.mark.parametrize("anon", [VoiceAnonymiser(), McAdamsAnonymiser()], ids=lambda a: a.name)
+def test_output_is_sane(anon) -> None:
+    x = _voice_like()
+    y = anon.anonymise(x, np.random.default_rng(1))
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert np.all(np.isfinite(y))
+    assert abs(len(y) - len(x)) <= 0.05 * len(x)
+    assert np.sqrt(np.mean(y**2)) > 0.1 * np.sqrt(np.mean(x**2))
+    assert np.max(np.abs(y)) <= 1.0
+
+
+@pytest.mark.parametrize("anon", [VoiceAnonymiser(), McAdamsAnonymiser()], ids=lambda a: a.name)
+def test_differs_per_snippet_same_speaker(anon) -> None:
+    x = _voice_like()
+    y1 = anon.anonymise(x, np.random.default_rng(1))
+    y2 = anon.anonymise(x, np.random.default_rng(2))
+    n = min(len(y1), len(y2))
+    assert not np.allclose(y1[:n], y2[:n], atol=1e-3)
+    # and it actually changed the voice
+    m = min(len(x), len(y1))
+    assert not np.allclose(x[:m], y1[:m], atol=1e-3)
+
+
+def test_same_rng_state_is_deterministic() -> None:
+    x = _voice_like()
+    anon = VoiceAnonymiser()
+    a = anon.anonymise(x, np.random.default_rng(7))
+    b = anon.anonymise(x, np.random.default_rng(7))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 400])
+def test_tiny_and_empty_inputs(n: int) -> None:
+    x = np.zeros(n, dtype=np.float32)
+    y = VoiceAnonymiser().anonymise(x, np.random.default_rng(0))
+    assert y.dtype == np.float32 and np.all(np.isfinite(y))
+    assert abs(len(y) - n) <= max(2, 0.05 * n)
+
+
+def test_silence_stays_silent_and_finite() -> None:
+    x = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    y = VoiceAnonymiser().anonymise(x, np.random.default_rng(0))
+    assert np.all(np.isfinite(y)) and np.max(np.abs(y)) < 1e-3
