@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     session_idle_minutes: float = 15.0
     session_absolute_hours: float = 12.0
     base_url: str = "http://127.0.0.1:8000"
+    # Access control (issue 4; ASVS 5.0 V6-V8). Client addresses come from the socket, or from
+    # X-Forwarded-For only when the socket peer is one of `trusted_proxies`.
+    trusted_proxies: list[str] = []
+    allowed_countries: list[str] = ["IE", "DE", "US"]
+    passkey_required_roles: list[str] = []  # roles that must sign in with a passkey (phishing resistant)
+    reauth_minutes: float = 10.0  # sensitive actions need an authentication this recent
+    lockout_account_failures: int = 5  # consecutive failures before an account is locked
+    lockout_address_failures: int = 20  # failures from one address before it is locked
+    lockout_minutes: float = 15.0
+    concurrent_login: Literal["end_previous", "refuse"] = "end_previous"
+    webauthn_rp_id: str | None = None  # default: the host of base_url
+    webauthn_rp_name: str = "Earshot"
     host: str = "127.0.0.1"
     port: int = 8000
 
