@@ -5,10 +5,10 @@ Revises:
 Create Date: (regenerated)
 """
 
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import earshot.database
+
 
 revision = "0001"
 down_revision = None
@@ -58,6 +58,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_facilities_name")),
     )
     op.create_table(
+        "login_throttle",
+        sa.Column("key", sa.String(length=80), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("window_start", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
+    )
+    op.create_table(
         "products",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -86,9 +94,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_events")),
     )
     with op.batch_alter_table("consent_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_consent_events_customer_id"), ["customer_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_consent_events_customer_id"), ["customer_id"], unique=False)
 
     op.create_table(
         "customer_daily_counts",
@@ -154,9 +160,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recordings")),
     )
     with op.batch_alter_table("recordings", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_recordings_customer_id"), ["customer_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_recordings_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_recordings_product_id"), ["product_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_recordings_status"), ["status"], unique=False)
 
@@ -173,6 +177,10 @@ def upgrade() -> None:
         sa.Column("failed_logins", sa.Integer(), nullable=False),
         sa.Column("locked_until", earshot.database.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("totp_confirmed_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("webauthn_user_handle", sa.LargeBinary(length=64), nullable=True),
+        sa.Column("disabled_reason", sa.String(length=200), nullable=True),
+        sa.Column("last_login_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["facility_id"], ["facilities.id"], name=op.f("fk_users_facility_id_facilities")
         ),
@@ -197,6 +205,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_invitations_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "passkeys",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("credential_id", sa.LargeBinary(length=1024), nullable=False),
+        sa.Column("public_key", sa.LargeBinary(), nullable=False),
+        sa.Column("sign_count", sa.Integer(), nullable=False),
+        sa.Column("transports", sa.String(length=200), nullable=False),
+        sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_passkeys_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkeys")),
+        sa.UniqueConstraint("credential_id", name=op.f("uq_passkeys_credential_id")),
+    )
+    with op.batch_alter_table("passkeys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_passkeys_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "recovery_codes",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("used_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_recovery_codes_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recovery_codes")),
+        sa.UniqueConstraint("code_hash", name=op.f("uq_recovery_codes_code_hash")),
+    )
+    with op.batch_alter_table("recovery_codes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recovery_codes_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
         "snippets",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("recording_id", sa.String(length=32), nullable=False),
@@ -210,6 +253,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("graders_needed", sa.Integer(), nullable=False),
         sa.Column("grades_done", sa.Integer(), nullable=False),
+        sa.Column("in_flight", sa.Integer(), nullable=False),
         sa.Column("rand", sa.Float(), nullable=False),
         sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -231,11 +275,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("snippets", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_snippets_customer_id"), ["customer_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_snippets_recording_id"), ["recording_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_snippets_recording_id"), ["recording_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_snippets_status"), ["status"], unique=False)
         batch_op.create_index("ix_snippets_status_rand", ["status", "rand"], unique=False)
+
+    op.create_table(
+        "vetting_records",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("completed_on", sa.Date(), nullable=False),
+        sa.Column("expires_on", sa.Date(), nullable=False),
+        sa.Column("reference", sa.String(length=120), nullable=True),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_vetting_records_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vetting_records")),
+    )
+    with op.batch_alter_table("vetting_records", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_vetting_records_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "web_sessions",
@@ -248,17 +308,31 @@ def upgrade() -> None:
         sa.Column("ended_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=True),
         sa.Column("user_agent_hash", sa.String(length=64), nullable=True),
+        sa.Column("auth_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("mfa_method", sa.String(length=16), nullable=True),
+        sa.Column("end_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_web_sessions_user_id_users"),
-            ondelete="CASCADE",
+            ["user_id"], ["users.id"], name=op.f("fk_web_sessions_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
     )
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "webauthn_challenges",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=True),
+        sa.Column("session_id", sa.String(length=64), nullable=True),
+        sa.Column("challenge", sa.LargeBinary(length=64), nullable=False),
+        sa.Column("expires_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_webauthn_challenges_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webauthn_challenges")),
+    )
     op.create_table(
         "assignments",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -270,9 +344,7 @@ def upgrade() -> None:
         sa.Column("assigned_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_expires_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["reviewer_id"], ["users.id"], name=op.f("fk_assignments_reviewer_id_users")
-        ),
+        sa.ForeignKeyConstraint(["reviewer_id"], ["users.id"], name=op.f("fk_assignments_reviewer_id_users")),
         sa.ForeignKeyConstraint(
             ["snippet_id"],
             ["snippets.id"],
@@ -282,18 +354,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assignments")),
     )
     with op.batch_alter_table("assignments", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_assignments_customer_id"), ["customer_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_assignments_recording_id"), ["recording_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_assignments_reviewer_id"), ["reviewer_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_assignments_reviewer_status", ["reviewer_id", "status"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_assignments_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_assignments_recording_id"), ["recording_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_assignments_reviewer_id"), ["reviewer_id"], unique=False)
+        batch_op.create_index("ix_assignments_reviewer_status", ["reviewer_id", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_assignments_snippet_id"), ["snippet_id"], unique=False)
 
     op.create_table(
@@ -308,14 +372,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["assignment_id"], ["assignments.id"], name=op.f("fk_grades_assignment_id_assignments")
         ),
+        sa.ForeignKeyConstraint(["reviewer_id"], ["users.id"], name=op.f("fk_grades_reviewer_id_users")),
         sa.ForeignKeyConstraint(
-            ["reviewer_id"], ["users.id"], name=op.f("fk_grades_reviewer_id_users")
-        ),
-        sa.ForeignKeyConstraint(
-            ["snippet_id"],
-            ["snippets.id"],
-            name=op.f("fk_grades_snippet_id_snippets"),
-            ondelete="CASCADE",
+            ["snippet_id"], ["snippets.id"], name=op.f("fk_grades_snippet_id_snippets"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grades")),
     )
@@ -341,10 +400,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_assignments_customer_id"))
 
     op.drop_table("assignments")
+    op.drop_table("webauthn_challenges")
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
 
     op.drop_table("web_sessions")
+    with op.batch_alter_table("vetting_records", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vetting_records_user_id"))
+
+    op.drop_table("vetting_records")
     with op.batch_alter_table("snippets", schema=None) as batch_op:
         batch_op.drop_index("ix_snippets_status_rand")
         batch_op.drop_index(batch_op.f("ix_snippets_status"))
@@ -352,6 +416,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_snippets_customer_id"))
 
     op.drop_table("snippets")
+    with op.batch_alter_table("recovery_codes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_recovery_codes_user_id"))
+
+    op.drop_table("recovery_codes")
+    with op.batch_alter_table("passkeys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_passkeys_user_id"))
+
+    op.drop_table("passkeys")
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_invitations_user_id"))
 
@@ -371,6 +443,7 @@ def downgrade() -> None:
 
     op.drop_table("consent_events")
     op.drop_table("products")
+    op.drop_table("login_throttle")
     op.drop_table("facilities")
     op.drop_table("customers")
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
