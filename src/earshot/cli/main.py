@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from earshot.cli import deid as deid_cmds
+from earshot.cli import customers, deid, export, intake, serve
 
 app = typer.Typer(
     name="earshot",
     help="Earshot: human review of de-identified voice snippets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-app.command("deid")(deid_cmds.deid)
+app.command("demo")(serve.demo)
+app.command("serve")(serve.serve)
+app.command("worker")(serve.worker)
+app.command("ingest")(intake.ingest)
+app.command("deid")(deid.deid)
+app.command("export")(export.export)
+app.add_typer(intake.products_app, name="products")
+app.add_typer(customers.customers_app, name="customers")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,3 +40,12 @@ class ConsentEvent(Base):
     text_version: Mapped[str | None] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))  # api | cli
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ErasedSnippet(Base):
+    """Tombstone of an erased snippet: downstream datasets drop rows with these (random) ids."""
+
+    __tablename__ = "erased_snippets"
+
+    snippet_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,6 +33,7 @@ class Snippet(Base):
     # queued -> graded | escalated | deleted
     graders_needed: Mapped[int] = mapped_column(Integer, default=1)
     grades_done: Mapped[int] = mapped_column(Integer, default=0)
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)  # active leases
     rand: Mapped[float] = mapped_column(Float)  # random order of the queue
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -48,6 +48,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("lookup_hash", name=op.f("uq_customers_lookup_hash")),
     )
     op.create_table(
+        "erased_snippets",
+        sa.Column("snippet_id", sa.String(length=32), nullable=False),
+        sa.Column("erased_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("snippet_id", name=op.f("pk_erased_snippets")),
+    )
+    op.create_table(
         "facilities",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -445,6 +451,7 @@ def downgrade() -> None:
     op.drop_table("products")
     op.drop_table("login_throttle")
     op.drop_table("facilities")
+    op.drop_table("erased_snippets")
     op.drop_table("customers")
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_records_target"))

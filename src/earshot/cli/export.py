@@ -1,0 +1,34 @@
+"""`earshot export`: the graded dataset, for the admin only (pseudonymous, no customer ids)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from earshot.cli.common import DEFAULT, DataDir
+from earshot.cli.context import open_deployment
+from earshot.review.services import export_jsonl
+
+
+class Format(str, Enum):
+    jsonl = "jsonl"
+
+
+def export(
+    out: Path = typer.Argument(..., help="Output file ('-' for stdout)."),
+    fmt: Format = typer.Option(Format.jsonl, "--format", help="jsonl"),
+    data_dir: DataDir = DEFAULT,
+) -> None:
+    """Export graded snippets: machine and human transcripts, grades; never audio or customer ids."""
+    dep = open_deployment(data_dir)
+    with dep.db.session() as session:
+        if str(out) == "-":
+            import sys
+
+            count = export_jsonl(session, dep, sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8") as fh:
+                count = export_jsonl(session, dep, fh)
+    typer.echo(f"exported {count} snippets", err=True)

@@ -1,0 +1,107 @@
+"""`earshot serve`, `earshot worker` and `earshot demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from sqlalchemy import func, select
+
+from earshot.cli.common import DEFAULT, DataDir
+from earshot.config import SETTINGS_FILE, load_settings, write_settings_file
+from earshot.deployment import Deployment
+
+SAMPLES = Path(__file__).resolve().parent.parent / "demo" / "samples"
+DEMO_CUSTOMERS = ("demo-customer-1", "demo-customer-2", "demo-customer-3")
+
+
+def _serve(dep: Deployment, host: str, port: int) -> None:
+    import uvicorn
+
+    from earshot.web.app import create_app
+
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        typer.secho("warning: binding outside loopback; put a TLS proxy in front", err=True)
+    uvicorn.run(create_app(dep), host=host, port=port, log_level="warning", server_header=False)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    data_dir: DataDir = DEFAULT,
+) -> None:
+    """Serve the reviewer UI and the API."""
+    dep = Deployment.open(load_settings(data_dir))
+    typer.echo(f"Earshot on http://{host}:{port}/ (data in {dep.settings.data_dir})")
+    _serve(dep, host, port)
+
+
+def worker(data_dir: DataDir = DEFAULT, concurrency: int = typer.Option(1, "--concurrency", min=1)) -> None:
+    """Run a Celery pipeline worker (needs task_runner = "celery" and a broker)."""
+    from earshot.pipeline.celery_app import run_worker
+
+    run_worker(Deployment.open(load_settings(data_dir)), concurrency=concurrency)
+
+
+def demo(
+    data_dir: DataDir = DEFAULT,
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve on 127.0.0.1:8000 afterwards."),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """Set up an embedded deployment with sample recordings and print enrolment links."""
+    from earshot.access.services import create_facility, invite_user
+    from earshot.access.vetting import record_demo_vetting
+    from earshot.intake.models import Product, Recording
+    from earshot.intake.services import RecordingMeta, create_product, receive_recording
+    from earshot.privacy.services import set_consent
+
+    settings = load_settings(data_dir)
+    if not (settings.data_dir / SETTINGS_FILE).exists():
+        # The demo samples every consenting customer (a setting: customers consented later too).
+        write_settings_file(settings, {"sample_rate": 1.0, "daily_cap_per_customer": 1000})
+        settings = load_settings(data_dir)
+    dep = Deployment.open(settings)
+    typer.echo(f"Earshot demo deployment in {settings.data_dir.resolve()}")
+    with dep.db.session() as session:
+        product = session.scalar(select(Product).where(Product.name == "demo-assistant"))
+        if product is None:
+            product, _token = create_product(session, "demo-assistant", graders_per_snippet=1)
+        for customer in DEMO_CUSTOMERS:
+            set_consent(session, dep, customer, granted=True, source="cli", actor="cli:demo")
+        already = session.scalar(select(func.count()).select_from(Recording)) or 0
+        facility = create_facility(session, "Demo facility", settings.allowed_countries[0],
+                                   ["127.0.0.0/8", "::1/128"], exist_ok=True)
+        facility_id = facility.id
+    if not already:
+        samples = sorted(SAMPLES.glob("*.flac"))
+        with typer.progressbar(samples, label="Ingesting sample recordings") as bar:
+            for i, path in enumerate(bar):
+                with dep.db.session() as session:
+                    prod = session.scalar(select(Product).where(Product.name == "demo-assistant"))
+                    result = receive_recording(dep, session, prod,
+                                               RecordingMeta(DEMO_CUSTOMERS[i % len(DEMO_CUSTOMERS)]),
+                                               path.read_bytes(), ip="cli")
+                if result.recording_id:
+                    dep.runner.submit("process_recording", recording_id=result.recording_id)
+    from earshot.review.models import Snippet
+
+    with dep.db.session() as session:
+        queued = session.scalar(select(func.count()).select_from(Snippet).where(Snippet.status == "queued"))
+        stamp = f"{session.scalar(select(func.count()).select_from(Snippet)):03d}"
+        admin_link = invite_user(session, settings, f"admin+{stamp}-{_suffix()}@demo.earshot.test", "admin")
+        reviewer_email = f"reviewer+{stamp}-{_suffix()}@demo.earshot.test"
+        reviewer_link = invite_user(session, settings, reviewer_email, "reviewer", facility_id=facility_id)
+        record_demo_vetting(session, reviewer_email)
+    typer.echo(f"{queued} snippets are waiting for review.")
+    typer.echo("Single-use enrolment links (valid 24 h); open one, choose a password, scan the TOTP code:")
+    typer.echo(f"  admin:    {admin_link}")
+    typer.echo(f"  reviewer: {reviewer_link}")
+    if serve_after:
+        typer.echo(f"Serving on http://127.0.0.1:{port}/ — Ctrl-C to stop.")
+        _serve(dep, "127.0.0.1", port)
+
+
+def _suffix() -> str:
+    import secrets
+
+    return secrets.token_hex(2)
