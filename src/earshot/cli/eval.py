@@ -1,0 +1,59 @@
+"""`earshot eval MANIFEST.tsv`: measure speaker privacy and ASR utility of de-identification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def eval_cmd(
+    manifest: Path = typer.Argument(..., help="MANIFEST.tsv (path, speaker, transcript; header)."),
+    out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.json/.html."),
+    limit: int | None = typer.Option(None, "--limit", min=2, help="At most N utterances."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the per-utterance random draws."),
+    pii: bool = typer.Option(False, "--pii", help="Also measure PII recoverable after de-id."),
+    baseline: bool = typer.Option(
+        False, "--baseline", help="Also evaluate the McAdams baseline for comparison."
+    ),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="Measure WER with faster-whisper."),
+) -> None:
+    """Speaker-verification EER (three attackers) and WER on original vs anonymised speech."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from earshot.cli.common import fail
+    from earshot.evaluation.manifest import ManifestError
+    from earshot.evaluation.report import summary_rows
+    from earshot.evaluation.runner import run_eval
+    from earshot.pipeline.voice import McAdamsAnonymiser, VoiceAnonymiser
+
+    anonymisers = [VoiceAnonymiser()] + ([McAdamsAnonymiser()] if baseline else [])
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            report = run_eval(
+                manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
+                with_asr=asr, pii=pii, progress=progress,
+            )
+        except ManifestError as exc:
+            raise fail(str(exc)) from None
+
+    table = Table(title=f"earshot eval: {report['manifest']} ({report['n_test_speakers']} test speakers)")
+    for col in ("system", "measure", "value", "target", "verdict"):
+        table.add_column(col)
+    for row in summary_rows(report):
+        style = "green" if row[4] == "pass" else ("red" if row[4] == "FAIL" else "")
+        table.add_row(*row[:4], f"[{style}]{row[4]}[/{style}]" if style else "")
+    Console().print(table)
+    typer.echo(f"report: {out / 'report.json'} and {out / 'report.html'}")

@@ -1,0 +1,85 @@
+"""Scoring metrics for the de-identification evaluation: EER / DET for speaker verification, WER.
+
+Kept free of heavy imports so it is cheap to test and reuse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EerResult:
+    """Equal error rate (fraction, 0..1) and the score threshold where it occurs."""
+
+    eer: float
+    threshold: float
+    n_target: int
+    n_nontarget: int
+
+
+def det_points(target: np.ndarray, nontarget: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Miss and false-alarm rates for every threshold (accept when score >= threshold).
+
+    Returns (p_miss, p_fa, thresholds), with thresholds increasing; p_miss rises, p_fa falls.
+    """
+    tgt = np.sort(np.asarray(target, dtype=np.float64).ravel())
+    non = np.sort(np.asarray(nontarget, dtype=np.float64).ravel())
+    if tgt.size == 0 or non.size == 0:
+        raise ValueError("EER needs at least one target and one non-target score")
+    uniq = np.unique(np.concatenate([tgt, non]))
+    thr = np.concatenate([uniq, [uniq[-1] + 1.0]])
+    p_miss = np.searchsorted(tgt, thr, side="left") / tgt.size
+    p_fa = 1.0 - np.searchsorted(non, thr, side="left") / non.size
+    return p_miss, p_fa, thr
+
+
+def compute_eer(target: np.ndarray, nontarget: np.ndarray) -> EerResult:
+    """Equal error rate: where the miss rate equals the false-alarm rate on the DET curve.
+
+    Between the two attainable operating points around the crossing, it is linearly
+    interpolated. 0 = perfect attacker, 0.5 = chance.
+    """
+    miss, fa, thr = det_points(target, nontarget)
+    diff = miss - fa  # rises from -1 to +1
+    i = int(np.argmax(diff >= 0))
+    if i == 0:
+        return EerResult(float(miss[0]), float(thr[0]), len(np.ravel(target)), len(np.ravel(nontarget)))
+    d0, d1 = diff[i - 1], diff[i]
+    w = 0.0 if d1 == d0 else -d0 / (d1 - d0)
+    eer = (1 - w) * ((miss[i - 1] + fa[i - 1]) / 2) + w * ((miss[i] + fa[i]) / 2)
+    thr_eer = (1 - w) * thr[i - 1] + w * thr[i]
+    return EerResult(float(eer), float(thr_eer), len(np.ravel(target)), len(np.ravel(nontarget)))
+
+
+_NUMBERS = {
+    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four",
+    "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "nine",
+}
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, drop punctuation, spell single digits, collapse spaces (Whisper-style light)."""
+    t = text.lower().replace("’", "'")
+    t = re.sub(r"[^a-z0-9' ]+", " ", t)
+    t = re.sub(r"\b(\d)\b", lambda m: _NUMBERS[m.group(1)], t)
+    t = re.sub(r"'(?!\w)|(?<!\w)'", " ", t)
+    return " ".join(t.split())
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER (fraction) of `hypotheses` against `references`, after `normalise_text`."""
+    import jiwer
+
+    if len(references) != len(hypotheses):
+        raise ValueError("references and hypotheses differ in length")
+    refs = [normalise_text(r) for r in references]
+    hyps = [normalise_text(h) for h in hypotheses]
+    pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
+    if not pairs:
+        raise ValueError("no non-empty reference")
+    out = jiwer.process_words([p[0] for p in pairs], [p[1] for p in pairs])
+    return float(out.wer)

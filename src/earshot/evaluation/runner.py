@@ -1,0 +1,272 @@
+"""`earshot eval`: speaker privacy and ASR utility of voice anonymisation on a real-speech manifest.
+
+Protocol (documented in docs/deid-evaluation.md):
+- speakers are sorted; with 4 or more, the first half is the *attacker's* speech (used only to
+  train the semi-informed back-end), the second half is the *test* set every figure is on;
+- in the test set the first third of each speaker's utterances enrol, the rest are trials;
+- every utterance is anonymised with its own generator seeded from (seed, system, index), with
+  the same `anonymise()` the product uses; the attacker anonymises its own speech
+  `attacker_copies` times with fresh draws;
+- EER for the ignorant, lazy-informed and semi-informed attackers, plus the original speech
+  as a reference; WER of an independent ASR (faster-whisper tiny.en) on original vs anonymised.
+Anonymised audio only lives in memory; the report holds figures and plots only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from earshot.evaluation.manifest import Utterance, limit_balanced, load_audio, read_manifest
+from earshot.evaluation.metrics import compute_eer, det_points, word_error_rate
+from earshot.pipeline.types import SAMPLE_RATE, Audio
+
+Progress = Callable[[str, int, int], None]
+
+TARGETS = {
+    "eer_ignorant_min": 0.45,
+    "eer_lazy_informed_min": 0.35,
+    "eer_semi_informed_min": 0.20,
+    "wer_rise_points_max": 3.0,
+}
+ATTACKERS = ("ignorant", "lazy_informed", "semi_informed")
+
+
+class Anonymiser(Protocol):
+    name: str
+
+    def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio: ...
+
+
+def _silent(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass
+class _Split:
+    rows: list[Utterance]
+    test: np.ndarray  # bool mask over rows
+    backend: np.ndarray  # bool mask over rows
+    enrol: np.ndarray  # bool mask over rows (subset of test)
+    trial: np.ndarray  # bool mask over rows (subset of test)
+
+
+def make_split(rows: list[Utterance]) -> _Split:
+    """Attacker/test speaker halves and the enrol/trial split inside the test half."""
+    from earshot.evaluation.speaker import split_enrol_trial
+
+    speakers = sorted({r.speaker for r in rows})
+    spk = np.array([r.speaker for r in rows])
+    if len(speakers) >= 4:
+        backend_spk = set(speakers[: len(speakers) // 2])
+    else:
+        backend_spk = set()
+    backend = np.isin(spk, list(backend_spk))
+    test = ~backend
+    enrol = np.zeros(len(rows), dtype=bool)
+    trial = np.zeros(len(rows), dtype=bool)
+    idx = np.flatnonzero(test)
+    e, t = split_enrol_trial(spk[idx])
+    enrol[idx[e]] = True
+    trial[idx[t]] = True
+    return _Split(rows, test, backend, enrol, trial)
+
+
+def _rng(seed: int, system: str, index: int, copy: int = 0) -> np.random.Generator:
+    tag = int.from_bytes(hashlib.sha256(system.encode()).digest()[:4], "little")
+    return np.random.default_rng([seed, tag, index, copy])
+
+
+def _eer_block(target: np.ndarray, nontarget: np.ndarray) -> dict[str, Any]:
+    res = compute_eer(target, nontarget)
+    return {
+        "eer": round(res.eer, 4),
+        "threshold": round(res.threshold, 4),
+        "n_target": res.n_target,
+        "n_nontarget": res.n_nontarget,
+    }
+
+
+def run_eval(
+    manifest: Path,
+    out_dir: Path,
+    *,
+    anonymisers: list[Anonymiser] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    attacker_copies: int = 2,
+    with_asr: bool = True,
+    pii: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the whole evaluation, write report.json and report.html into `out_dir`, return it."""
+    from earshot.evaluation.speaker import LdaBackend, SpeakerEncoder, score_trials
+
+    progress = progress or _silent
+    if anonymisers is None:
+        from earshot.pipeline.voice import VoiceAnonymiser
+
+        anonymisers = [VoiceAnonymiser()]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    rows = limit_balanced(read_manifest(manifest), limit)
+    split = make_split(rows)
+    spk = [r.speaker for r in rows]
+    audio: list[Audio] = []
+    for i, r in enumerate(rows):
+        progress("load audio", i, len(rows))
+        audio.append(load_audio(r.path))
+    progress("load audio", len(rows), len(rows))
+    durations = np.array([len(a) / SAMPLE_RATE for a in audio])
+
+    encoder = SpeakerEncoder()
+    test_idx = np.flatnonzero(split.test)
+    emb_orig = np.zeros((len(rows), 256))
+    for k, i in enumerate(test_idx):
+        progress("embed original", k, len(test_idx))
+        emb_orig[i] = encoder.embed(audio[i])
+    progress("embed original", len(test_idx), len(test_idx))
+
+    n_test_spk = len({spk[i] for i in test_idx})
+    can_verify = n_test_spk >= 2 and split.enrol.any() and split.trial.any()
+    plots: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    report: dict[str, Any] = {
+        "manifest": Path(manifest).parent.name,
+        "n_utterances": len(rows),
+        "n_speakers": len(set(spk)),
+        "n_test_speakers": n_test_spk,
+        "n_test_utterances": int(split.test.sum()),
+        "n_attacker_speakers": len({spk[i] for i in np.flatnonzero(split.backend)}),
+        "test_audio_s": round(float(durations[split.test].sum()), 1),
+        "seed": seed,
+        "attacker_copies": attacker_copies,
+        "targets": TARGETS,
+        "original": {},
+        "systems": {},
+    }
+    if can_verify:
+        tr = score_trials(emb_orig, emb_orig, spk, split.enrol, split.trial)
+        report["original"]["eer"] = _eer_block(tr.target, tr.nontarget)
+        plots["original"] = {"original": (tr.target, tr.nontarget)}
+
+    judge = None
+    refs = [rows[i].transcript for i in test_idx]
+    if with_asr:
+        from earshot.evaluation.asr import WhisperJudge
+
+        judge = WhisperJudge()
+        hyps_orig = []
+        for k, i in enumerate(test_idx):
+            progress("ASR original", k, len(test_idx))
+            hyps_orig.append(judge.transcribe(audio[i]))
+        progress("ASR original", len(test_idx), len(test_idx))
+        report["original"]["wer"] = round(word_error_rate(refs, hyps_orig), 4)
+
+    for anon in anonymisers:
+        name = anon.name
+        sysrep: dict[str, Any] = {}
+        anon_test: dict[int, Audio] = {}
+        spent = 0.0
+        for k, i in enumerate(test_idx):
+            progress(f"anonymise ({name})", k, len(test_idx))
+            t0 = time.perf_counter()
+            anon_test[i] = anon.anonymise(audio[i], _rng(seed, name, int(i)))
+            spent += time.perf_counter() - t0
+        progress(f"anonymise ({name})", len(test_idx), len(test_idx))
+        total_s = float(durations[test_idx].sum())
+        sysrep["anonymise_ms_per_audio_s"] = round(1000 * spent / max(total_s, 1e-9), 2)
+        sysrep["anonymise_x_realtime"] = round(total_s / max(spent, 1e-9), 1)
+
+        if can_verify:
+            emb_anon = np.zeros((len(rows), 256))
+            for k, i in enumerate(test_idx):
+                progress(f"embed anonymised ({name})", k, len(test_idx))
+                emb_anon[i] = encoder.embed(anon_test[i])
+            progress(f"embed anonymised ({name})", len(test_idx), len(test_idx))
+            eers: dict[str, Any] = {}
+            plots[name] = {}
+            tr = score_trials(emb_orig, emb_anon, spk, split.enrol, split.trial)
+            eers["ignorant"] = _eer_block(tr.target, tr.nontarget)
+            plots[name]["ignorant"] = (tr.target, tr.nontarget)
+            tr = score_trials(emb_anon, emb_anon, spk, split.enrol, split.trial)
+            eers["lazy_informed"] = _eer_block(tr.target, tr.nontarget)
+            plots[name]["lazy_informed"] = (tr.target, tr.nontarget)
+            back_idx = np.flatnonzero(split.backend)
+            if len({spk[i] for i in back_idx}) >= 2:
+                train_emb, train_lab = [], []
+                total = len(back_idx) * attacker_copies
+                for c in range(attacker_copies):
+                    for k, i in enumerate(back_idx):
+                        progress(f"attacker back-end ({name})", c * len(back_idx) + k, total)
+                        y = anon.anonymise(audio[i], _rng(seed, name + "/attacker", int(i), c))
+                        train_emb.append(encoder.embed(y))
+                        train_lab.append(spk[i])
+                progress(f"attacker back-end ({name})", total, total)
+                backend = LdaBackend().fit(np.stack(train_emb), train_lab)
+                proj = np.zeros((len(rows), backend.transform(emb_anon[:1]).shape[1]))
+                proj[test_idx] = backend.transform(emb_anon[test_idx])
+                tr = score_trials(proj, proj, spk, split.enrol, split.trial)
+                eers["semi_informed"] = _eer_block(tr.target, tr.nontarget)
+                plots[name]["semi_informed"] = (tr.target, tr.nontarget)
+            sysrep["eer"] = eers
+
+        if judge is not None:
+            hyps = []
+            for k, i in enumerate(test_idx):
+                progress(f"ASR anonymised ({name})", k, len(test_idx))
+                hyps.append(judge.transcribe(anon_test[i]))
+            progress(f"ASR anonymised ({name})", len(test_idx), len(test_idx))
+            wer = word_error_rate(refs, hyps)
+            sysrep["wer"] = round(wer, 4)
+            sysrep["wer_rise_points"] = round(100 * (wer - report["original"]["wer"]), 2)
+        sysrep["pass"] = _passes(sysrep)
+        report["systems"][name] = sysrep
+        del anon_test
+
+    if pii:
+        from earshot.evaluation import pii_eval
+
+        report["pii"] = pii_eval.run_pii_eval(out_dir, progress=progress)
+
+    from earshot.evaluation.report import write_html
+
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    write_html(report, _det_data(plots), out_dir / "report.html")
+    return report
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def _passes(sysrep: dict[str, Any]) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for att in ATTACKERS:
+        if att in sysrep.get("eer", {}):
+            out[f"eer_{att}"] = sysrep["eer"][att]["eer"] >= TARGETS[f"eer_{att}_min"]
+    if "wer_rise_points" in sysrep:
+        out["wer_rise"] = sysrep["wer_rise_points"] <= TARGETS["wer_rise_points_max"]
+    return out
+
+
+def _det_data(
+    plots: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Scores and DET points per system and attacker, for the HTML plots."""
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for system, attacks in plots.items():
+        out[system] = {}
+        for att, (tgt, non) in attacks.items():
+            miss, fa, _ = det_points(tgt, non)
+            out[system][att] = {"target": tgt, "nontarget": non, "p_miss": miss, "p_fa": fa}
+    return out
