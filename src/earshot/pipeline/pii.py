@@ -1,0 +1,496 @@
+"""Personal data in transcripts: typed spans over ASR words, and masking of the text.
+
+Detection works on the words (so every span maps back to word timings) in three layers:
+
+1. spoken-form normalisation (`pii_spoken`): digit runs said as words or digits, possibly
+   split over several words, and e-mail addresses said aloud;
+2. Earshot's own rules for the context of each value (card, sort code, PIN, passport, date
+   of birth, street address via `usaddress`, person names via cues and a gazetteer);
+3. Presidio's pattern/checksum recognizers (`pii_presidio`, fully offline) over the
+   normalised text, as a second opinion that can only add spans.
+
+Any run of three or more digits is masked whatever its context: the type only says what
+it most likely is. Nothing here logs or raises with transcript content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from earshot.pipeline.pii_names import FUNCTION_WORDS, find_names, gazetteer
+from earshot.pipeline.pii_spoken import (
+    TEENS,
+    TENS,
+    UNITS,
+    NumberRun,
+    clean,
+    find_emails,
+    find_number_runs,
+    is_number_word,
+    luhn_ok,
+    written_digits,
+)
+from earshot.pipeline.types import PiiSpan, Transcript
+
+PII_TYPES = (
+    "EMAIL", "CARD", "SSN", "PASSPORT", "SORT_CODE", "PIN", "CODE", "PHONE", "ACCOUNT",
+    "DATE_OF_BIRTH", "ADDRESS", "NAME", "NUMBER",
+)  # fmt: skip
+# When spans overlap they are merged and the earlier type in this order wins.
+_PRIORITY = {t: i for i, t in enumerate(PII_TYPES)}
+
+# (cue words, type); a cue is matched as a phrase ending within the window before a number.
+_NUMBER_CUES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("passport",), "PASSPORT"),
+    (("social", "security"), "SSN"), (("ssn",), "SSN"), (("national", "insurance"), "SSN"),
+    (("sort", "code"), "SORT_CODE"), (("sort",), "SORT_CODE"),
+    (("zip", "code"), "ADDRESS"), (("zip",), "ADDRESS"), (("postcode",), "ADDRESS"),
+    (("post", "code"), "ADDRESS"), (("postal", "code"), "ADDRESS"),
+    (("area", "code"), "PHONE"),
+    (("pin",), "PIN"), (("pin", "number"), "PIN"),
+    (("card",), "CARD"), (("credit",), "CARD"), (("debit",), "CARD"), (("visa",), "CARD"),
+    (("mastercard",), "CARD"), (("amex",), "CARD"),
+    (("cvv",), "CODE"), (("cvc",), "CODE"), (("code",), "CODE"), (("passcode",), "CODE"),
+    (("verification",), "CODE"), (("otp",), "CODE"), (("password",), "CODE"),
+    (("security",), "CODE"), (("confirmation",), "CODE"),
+    (("account",), "ACCOUNT"), (("acct",), "ACCOUNT"), (("iban",), "ACCOUNT"),
+    (("routing",), "ACCOUNT"), (("member",), "ACCOUNT"), (("membership",), "ACCOUNT"),
+    (("customer",), "ACCOUNT"), (("policy",), "ACCOUNT"), (("reference",), "ACCOUNT"),
+    (("order",), "ACCOUNT"), (("booking",), "ACCOUNT"), (("claim",), "ACCOUNT"),
+    (("invoice",), "ACCOUNT"), (("ticket",), "ACCOUNT"), (("licence",), "ACCOUNT"),
+    (("license",), "ACCOUNT"), (("id",), "ACCOUNT"), (("tracking",), "ACCOUNT"),
+    (("born",), "DATE_OF_BIRTH"), (("birth",), "DATE_OF_BIRTH"),
+    (("birthday",), "DATE_OF_BIRTH"), (("dob",), "DATE_OF_BIRTH"),
+)  # fmt: skip
+_PHONE_CUES = frozenset(
+    "phone telephone mobile cell cellphone landline call ring reach text dial extension "
+    "fax whatsapp number contact callback".split()
+)
+_CUE_WINDOW = 8
+
+_SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
+_SORT_WRITTEN = re.compile(r"\d{2}-\d{2}-\d{2}")
+_PHONE_WRITTEN = re.compile(r"(\+\d{1,3}[ \-.]?)?(\(?\d{3}\)?[ \-.]?)?\d{3}[ \-.]\d{4}")
+
+MONTHS = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_ORDINAL_WORDS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth "
+    "thirtieth".split()
+)
+_DOB_CUES: tuple[tuple[str, ...], ...] = (
+    ("born",), ("date", "of", "birth"), ("birth", "date"), ("birthdate",), ("birthday",),
+    ("dob",), ("d.o.b",), ("d.o.b.",),
+)  # fmt: skip
+_DOB_FILLERS = frozenset("on is was in the of it's its my a an at : - was".split())
+
+STREET_SUFFIXES = frozenset(
+    "street st road rd avenue ave lane ln drive dr boulevard blvd way court ct place pl close "
+    "crescent terrace square sq parkway pkwy highway hwy circle cir row gardens grove mews "
+    "walk trail alley plaza parade wharf rise".split()
+)
+_DIRECTIONS = frozenset("n s e w ne nw se sw north south east west".split())
+_UNIT_WORDS = frozenset("apartment apt unit suite flat floor #".split())
+_ADDRESS_CUES: tuple[tuple[str, ...], ...] = (
+    ("my", "address", "is"), ("address", "is"), ("i", "live", "at"), ("i", "live", "on"),
+    ("live", "at"), ("lives", "at"), ("living", "at"), ("we", "live", "at"), ("moved", "to"),
+    ("deliver", "to"), ("delivered", "to"), ("send", "it", "to"), ("ship", "to"),
+    ("address's",), ("located", "at"),
+)  # fmt: skip
+_ADDRESS_LABELS = frozenset(
+    {"StreetNamePostDirectional", "OccupancyType", "OccupancyIdentifier", "PlaceName",
+     "StateName", "ZipCode", "SubaddressType", "SubaddressIdentifier"}
+)  # fmt: skip
+_UK_POSTCODE = re.compile(r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}")
+
+
+@dataclass(frozen=True)
+class _Cand:
+    first: int
+    last: int
+    type: str
+
+
+def _presidio_enabled() -> bool:
+    return os.environ.get("EARSHOT_PII_PRESIDIO", "1").lower() not in ("0", "false", "no")
+
+
+def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> list[PiiSpan]:
+    """Typed personal-data spans over `transcript.words`, in word order, never overlapping.
+
+    first_word/last_word are inclusive word indices; start_s/end_s come from those words'
+    timings. `use_presidio=None` follows EARSHOT_PII_PRESIDIO (default on).
+    """
+    words = transcript.words
+    if not words:
+        return []
+    cores = [clean(w.text) for w in words]
+    lows = [c.lower() for c in cores]
+    starts = _sentence_starts([w.text for w in words])
+    cands: list[_Cand] = []
+
+    emails = find_emails(cores, _is_suffix)
+    cands += [_Cand(m.first, m.last, "EMAIL") for m in emails]
+    in_email = {i for m in emails for i in range(m.first, m.last + 1)}
+
+    runs = [
+        r
+        for r in find_number_runs(cores)
+        if not any(i in in_email for i in range(r.first, r.last + 1))
+    ]
+    for run in runs:
+        cands.append(_classify_run(run, cores, lows))
+
+    cands += _dates_of_birth(cores, lows)
+    cands += _addresses(words_text=[w.text for w in words], cores=cores, lows=lows)
+    cands += [_Cand(a, b, "NAME") for a, b in find_names(cores, starts) if a not in in_email]
+    cands += _uk_postcodes(cores)
+
+    if use_presidio if use_presidio is not None else _presidio_enabled():
+        cands += _presidio_cands(cores, lows, runs, emails)
+
+    merged = _merge(cands)
+    return [
+        PiiSpan(
+            type=c.type,
+            start_s=float(words[c.first].start_s),
+            end_s=float(words[c.last].end_s),
+            first_word=c.first,
+            last_word=c.last,
+        )
+        for c in merged
+    ]
+
+
+def mask_transcript(transcript: Transcript, spans: list[PiiSpan]) -> str:
+    """The transcript text with each span's words replaced by `[TYPE]`, other words verbatim.
+
+    Sentence punctuation that ended the last masked word is kept ("[PHONE].").
+    Without words (or spans) the text is returned as it is.
+    """
+    words = transcript.words
+    if not words:
+        return transcript.text.strip()
+    ends: dict[int, tuple[int, str]] = {}
+    last_a = -1
+    for s in sorted(spans, key=lambda s: (s.first_word, -s.last_word)):
+        a = max(0, s.first_word)
+        b = min(len(words) - 1, max(a, s.last_word))
+        if last_a >= 0 and a <= ends[last_a][0]:  # overlapping spans: one mask covers both
+            ends[last_a] = (max(b, ends[last_a][0]), ends[last_a][1])
+            continue
+        ends[a] = (b, s.type)
+        last_a = a
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if i in ends:
+            b, typ = ends[i]
+            tail = words[b].text.strip()
+            punct = tail[len(tail.rstrip(".,;:!?")) :]
+            out.append(f"[{typ}]{punct}")
+            i = b + 1
+            continue
+        text = words[i].text.strip()
+        if text:
+            out.append(text)
+        i += 1
+    return " ".join(out)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _is_suffix(domain: str) -> bool:
+    from earshot.pipeline.pii_presidio import is_public_suffix_domain
+
+    return is_public_suffix_domain(domain)
+
+
+def _sentence_starts(raw: list[str]) -> list[bool]:
+    out = []
+    prev_end = True
+    for text in raw:
+        t = text.strip()
+        out.append(prev_end)
+        if t:
+            prev_end = t.endswith((".", "?", "!"))
+    return out
+
+
+def _phrase_hits(lows: list[str], end: int, window: int) -> list[tuple[int, tuple[str, ...]]]:
+    """(distance, cue) for every number cue ending in lows[end-window+1 .. end]."""
+    hits = []
+    for j in range(end, max(-1, end - window), -1):
+        for cue, _typ in _NUMBER_CUES:
+            n = len(cue)
+            if j - n + 1 >= 0 and tuple(lows[j - n + 1 : j + 1]) == cue:
+                hits.append((end - j, cue))
+    return hits
+
+
+def _classify_run(run: NumberRun, cores: list[str], lows: list[str]) -> _Cand:
+    digits = run.digits
+    written = " ".join(cores[run.first : run.last + 1])
+    typ = None
+    hits = _phrase_hits(lows, run.first - 1, _CUE_WINDOW)
+    # a cue right after the number also counts: "... is my PIN"
+    after = lows[run.last + 1 : run.last + 4]
+    cue_types = dict(_NUMBER_CUES)
+    if hits:
+        # nearest cue; among cues ending at the same word, the longest phrase
+        hits.sort(key=lambda h: (h[0], -len(h[1])))
+        typ = cue_types[hits[0][1]]
+    else:
+        for w in after:
+            if (w,) in cue_types:
+                typ = cue_types[(w,)]
+                break
+    if _SSN_WRITTEN.fullmatch(written) and typ in (None, "SSN", "ACCOUNT"):
+        typ = "SSN"
+    elif _SORT_WRITTEN.fullmatch(written) and typ in (None, "SORT_CODE", "ACCOUNT"):
+        typ = "SORT_CODE"
+    if typ is None and 13 <= len(digits) <= 19 and luhn_ok(digits):
+        typ = "CARD"
+    if typ == "CARD" and len(digits) < 12:
+        typ = "CODE" if len(digits) <= 4 else "NUMBER"
+    if typ is None or typ == "DATE_OF_BIRTH":
+        window = set(lows[max(0, run.first - _CUE_WINDOW) : run.first]) | set(after)
+        phone_like = 7 <= len(digits) <= 15 and (
+            bool(window & _PHONE_CUES) or bool(_PHONE_WRITTEN.fullmatch(written))
+        )
+        if phone_like:
+            typ = "PHONE"
+        elif typ is None:
+            typ = "NUMBER"
+    if typ in ("PASSPORT", "SSN", "ACCOUNT", "CODE"):
+        return _extend_letters(run, cores, typ)
+    return _Cand(run.first, run.last, typ)
+
+
+def _letter(core: str) -> bool:
+    return 1 <= len(core) <= 2 and core.isalpha() and core.isupper() and core != "I"
+
+
+def _extend_letters(run: NumberRun, cores: list[str], typ: str) -> _Cand:
+    """Identifiers often start or end with letters said one by one ("A B 1234567", "... C")."""
+    a, b = run.first, run.last
+    while a - 1 >= 0 and run.first - a < 3 and _letter(cores[a - 1]):
+        a -= 1
+    while b + 1 < len(cores) and b - run.last < 3 and _letter(cores[b + 1]):
+        b += 1
+    return _Cand(a, b, typ)
+
+
+def _is_date_token(low: str, core: str) -> bool:
+    if low in MONTHS or low in _ORDINAL_WORDS:
+        return True
+    if is_number_word(low) or low in UNITS or low in TEENS or low in TENS:
+        return True
+    if "-" in low and all(p in _ORDINAL_WORDS or p in TENS for p in low.split("-")):
+        return True
+    if written_digits(core) is not None and re.fullmatch(r"[\d/.\-]+(st|nd|rd|th)?", low):
+        return True
+    return False
+
+
+def _dates_of_birth(cores: list[str], lows: list[str]) -> list[_Cand]:
+    out: list[_Cand] = []
+    n = len(lows)
+    for end in range(n):
+        if not any(
+            end - len(c) + 1 >= 0 and tuple(lows[end - len(c) + 1 : end + 1]) == c
+            for c in _DOB_CUES
+        ):
+            continue
+        j = end + 1
+        while j < n and j <= end + 3 and lows[j] in _DOB_FILLERS:
+            j += 1
+        first = j
+        last = -1
+        while j < n and j <= first + 8:
+            if _is_date_token(lows[j], cores[j]):
+                last = j
+            elif lows[j] not in ("of", "the", "and", ",", "/"):
+                break
+            j += 1
+        if last >= first:
+            out.append(_Cand(first, last, "DATE_OF_BIRTH"))
+    return out
+
+
+def _is_cap(core: str) -> bool:
+    return bool(core) and core[0].isupper()
+
+
+def _house_number_start(cores: list[str], lows: list[str], k: int) -> int:
+    """Index of the first word of a house number ending at word k, or -1."""
+    if k < 0:
+        return -1
+    if written_digits(cores[k]) is not None and len(cores[k]) <= 6:
+        return k
+    if is_number_word(lows[k]):
+        a = k
+        while a - 1 >= 0 and is_number_word(lows[a - 1]) and k - a < 4:
+            a -= 1
+        return a
+    return -1
+
+
+def _addresses(words_text: list[str], cores: list[str], lows: list[str]) -> list[_Cand]:
+    out: list[_Cand] = []
+    n = len(lows)
+    gz = gazetteer()
+    for s in range(1, n):
+        if lows[s] not in STREET_SUFFIXES:
+            continue
+        # street name: 1-3 words before the suffix
+        a = s - 1
+        while a - 1 >= 0 and s - a < 3 and (
+            _is_cap(cores[a - 1]) and lows[a - 1] not in FUNCTION_WORDS
+        ):
+            a -= 1
+        if lows[a] in FUNCTION_WORDS or not cores[a].replace("'", "").isalpha():
+            continue
+        h = _house_number_start(cores, lows, a - 1)
+        if h < 0 and not all(_is_cap(cores[x]) for x in range(a, s + 1)):
+            continue
+        if lows[s] in ("dr", "st", "way", "place", "court", "walk", "rise", "row") and h < 0:
+            continue  # "Dr Smith", "St Ives", "the way", ... need a house number
+        first = h if h >= 0 else a
+        last = _extend_address(words_text, cores, lows, first, s, gz.common)
+        out.append(_Cand(first, last, "ADDRESS"))
+    out += _cued_addresses(cores, lows)
+    return out
+
+
+def _extend_address(
+    words_text: list[str], cores: list[str], lows: list[str], first: int, s: int, common: frozenset
+) -> int:
+    """Extend a street address past its suffix over unit, town, state and postcode words."""
+    import usaddress
+
+    n = len(lows)
+    last = s
+    window_end = min(n, s + 9)
+    try:
+        tagged = usaddress.parse(" ".join(w.strip() for w in words_text[first:window_end]))
+    except Exception:  # usaddress's CRF can fail on odd input; the street itself is enough
+        return last
+    if len(tagged) != window_end - first:
+        return last
+    for k in range(s + 1, window_end):
+        label = tagged[k - first][1]
+        core, low = cores[k], lows[k]
+        ok_word = (
+            written_digits(core) is not None
+            or low in _DIRECTIONS
+            or low in _UNIT_WORDS
+            or (_is_cap(core) and low not in common and low not in FUNCTION_WORDS)
+        )
+        if label in _ADDRESS_LABELS and ok_word:
+            last = k
+        else:
+            break
+    return last
+
+
+def _cued_addresses(cores: list[str], lows: list[str]) -> list[_Cand]:
+    out: list[_Cand] = []
+    n = len(lows)
+    for end in range(n):
+        if not any(
+            end - len(c) + 1 >= 0 and tuple(lows[end - len(c) + 1 : end + 1]) == c
+            for c in _ADDRESS_CUES
+        ):
+            continue
+        j = end + 1
+        first = j
+        last = -1
+        has_number = False
+        while j < n and j <= first + 10:
+            core, low = cores[j], lows[j]
+            if written_digits(core) is not None or is_number_word(low):
+                has_number = True
+                last = j
+            elif low in STREET_SUFFIXES or low in _DIRECTIONS or low in _UNIT_WORDS:
+                last = j
+            elif _is_cap(core) and low not in FUNCTION_WORDS:
+                last = j
+            elif low in ("the", "of") and j > first:
+                pass
+            else:
+                break
+            j += 1
+        if last >= first and (has_number or last > first):
+            out.append(_Cand(first, last, "ADDRESS"))
+    return out
+
+
+def _uk_postcodes(cores: list[str]) -> list[_Cand]:
+    out = []
+    for i, c in enumerate(cores):
+        if _UK_POSTCODE.fullmatch(c.upper()) and c.isupper():
+            out.append(_Cand(i, i, "ADDRESS"))
+        elif i + 1 < len(cores) and c.isupper() and cores[i + 1].isupper():
+            if _UK_POSTCODE.fullmatch(f"{c} {cores[i + 1]}"):
+                out.append(_Cand(i, i + 1, "ADDRESS"))
+    return out
+
+
+def _presidio_cands(
+    cores: list[str], lows: list[str], runs: list[NumberRun], emails: list
+) -> list[_Cand]:
+    """Presidio over the normalised text: spoken numbers as digits, spoken e-mails written."""
+    from earshot.pipeline.pii_presidio import analyze
+
+    replaced: dict[int, tuple[int, str]] = {r.first: (r.last, r.digits) for r in runs if r.spoken}
+    for m in emails:
+        replaced[m.first] = (m.last, m.address)
+    pieces: list[tuple[int, int, int, int]] = []  # char start, char end, first word, last word
+    text_parts: list[str] = []
+    pos = 0
+    i = 0
+    while i < len(cores):
+        last, text = replaced.get(i, (i, cores[i]))
+        if text:
+            text_parts.append(text)
+            pieces.append((pos, pos + len(text), i, last))
+            pos += len(text) + 1
+        i = last + 1
+    text = " ".join(text_parts)
+    out: list[_Cand] = []
+    for hit in analyze(text):
+        covered = [p for p in pieces if p[0] < hit.end and p[1] > hit.start]
+        if not covered:
+            continue
+        first, last = covered[0][2], covered[-1][3]
+        typ = hit.type
+        if typ == "DATE":
+            ctx = lows[max(0, first - 6) : first]
+            if not any(w in ("born", "birth", "birthday", "dob", "birthdate") for w in ctx):
+                continue
+            typ = "DATE_OF_BIRTH"
+        if typ == "PHONE" and sum(ch.isdigit() for ch in text[hit.start : hit.end]) < 7:
+            continue
+        out.append(_Cand(first, last, typ))
+    return out
+
+
+def _merge(cands: list[_Cand]) -> list[_Cand]:
+    """Union overlapping spans (and adjacent ones of one type); the higher-priority type wins."""
+    out: list[_Cand] = []
+    for c in sorted(cands, key=lambda c: (c.first, -c.last)):
+        if out:
+            p = out[-1]
+            if c.first <= p.last or (c.first == p.last + 1 and c.type == p.type):
+                typ = p.type if _PRIORITY[p.type] <= _PRIORITY[c.type] else c.type
+                out[-1] = _Cand(p.first, max(p.last, c.last), typ)
+                continue
+        out.append(c)
+    return out

@@ -1,0 +1,193 @@
+"""Person names in ASR words: context cues plus an offline first-name/surname gazetteer.
+
+The gazetteer is built from the person-name lists that ship inside the `faker` package
+(census-derived and locale name lists, maintained on PyPI); nothing is downloaded. The
+common-word list from the same package keeps ordinary English words from counting as names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_LOCALES = (
+    "en", "en_US", "en_GB", "en_IE", "en_IN", "en_KE", "en_NZ", "en_PK", "en_NG",
+    "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR", "pl_PL", "nl_NL", "tr_TR",
+    "yo_NG", "ig_NG", "ha_NG", "zu_ZA", "tw_GH", "id_ID", "vi_VN",
+)  # fmt: skip
+
+# Words that are never a name, whatever the lists say.
+FUNCTION_WORDS = frozenset(
+    """a an the and or but nor so yet if then than that this these those there here
+    is are was were be been being am do does did done have has had having will would shall
+    should can could may might must to of in on at by for with from about as into onto
+    over under after before between through during without within out up down off
+    i me my mine we us our you your he him his she her it its they them their
+    what which who whom whose where when why how all any both each few more most other
+    some such no not only own same too very just now also well yes yeah okay ok oh hi
+    hey hello please thanks thank sorry sure right good great fine back again still
+    really actually maybe here's there's it's that's what's i'm you're we're they're
+    he's she's let's don't can't won't call text tell ask said say says one two three
+    four five six seven eight nine ten number numbers code card account phone email
+    mail dot com org net at street road avenue lane way drive""".split()
+)
+
+_PARTICLES = frozenset({"van", "von", "de", "der", "den", "da", "di", "du", "le", "la", "del",
+                        "bin", "ibn", "al", "el", "mac", "st"})
+
+TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor",
+                    "sir", "dame", "lady", "lord", "madam", "mister", "missus", "officer",
+                    "detective", "nurse", "father", "sister", "brother", "aunt", "auntie",
+                    "uncle", "grandma", "grandpa", "coach", "captain", "judge", "reverend",
+                    "rev", "pastor", "rabbi", "imam"})  # fmt: skip
+
+# Cues after which the next word is taken as a name unless it is a function word.
+STRONG_CUES: tuple[tuple[str, ...], ...] = (
+    ("my", "name", "is"), ("name", "is"), ("name's",), ("names", "is"), ("named",),
+    ("called",), ("ask", "for"), ("asking", "for"), ("speak", "to"), ("speak", "with"),
+    ("speaking", "to"), ("speaking", "with"), ("talk", "to"), ("talking", "to"),
+    ("spoke", "to"), ("spoke", "with"), ("surname", "is"), ("first", "name", "is"),
+    ("last", "name", "is"), ("full", "name", "is"), ("call", "me"), ("put", "me", "through", "to"),
+    ("transfer", "me", "to"), ("goes", "by"), ("go", "by"), ("known", "as"),
+)  # fmt: skip
+# Cues after which the next word is a name if capitalised or in the gazetteer.
+MEDIUM_CUES: tuple[tuple[str, ...], ...] = (
+    ("this", "is"), ("i'm",), ("i", "am"), ("it's",), ("it", "is"), ("call",), ("text",),
+    ("message",), ("email",), ("tell",), ("contact",), ("ring",), ("phone",), ("dear",),
+    ("hi",), ("hello",), ("hey",), ("thanks",), ("thank", "you"), ("meet",), ("met",),
+    ("ask",), ("asked",), ("told",), ("wife",), ("husband",), ("son",), ("daughter",),
+    ("brother",), ("sister",), ("mother",), ("father",), ("mom",), ("mum",), ("dad",),
+    ("friend",), ("colleague",), ("boss",), ("manager",), ("partner",), ("girlfriend",),
+    ("boyfriend",), ("cousin",), ("nephew",), ("niece",), ("neighbour",), ("neighbor",),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """Lower-cased first names, surnames, common words and capitalised non-names."""
+
+    first: frozenset[str]
+    last: frozenset[str]
+    common: frozenset[str]
+    not_names: frozenset[str]
+
+    def is_name(self, low: str) -> bool:
+        """In either name list and long enough to be distinctive."""
+        return len(low) >= 3 and (low in self.first or low in self.last)
+
+
+def _names_from(provider: object, attrs: tuple[str, ...]) -> set[str]:
+    out: set[str] = set()
+    for attr in attrs:
+        values = getattr(provider, attr, None)
+        if not isinstance(values, tuple | list | dict):
+            continue
+        for v in values:
+            if isinstance(v, str) and v.isascii() and v.replace("'", "").replace("-", "").isalpha():
+                out.add(v.lower())
+    return out
+
+
+@cache
+def gazetteer() -> Gazetteer:
+    """Load the name lists once per process (about 0.2 s, all from installed packages)."""
+    first: set[str] = set()
+    last: set[str] = set()
+    for loc in _LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{loc}").Provider
+        except (ImportError, AttributeError):
+            continue
+        first |= _names_from(provider, ("first_names", "first_names_female", "first_names_male"))
+        last |= _names_from(provider, ("last_names",))
+    try:
+        from faker.providers.lorem.en_US import Provider as Lorem
+
+        common = {w.lower() for w in Lorem.word_list}
+    except ImportError:
+        common = set()
+    common |= FUNCTION_WORDS
+    text = resources.files("earshot.pipeline").joinpath("data/pii_not_names.txt").read_text()
+    not_names = {
+        line.strip().lower() for line in text.splitlines() if line.strip() and line[0] != "#"
+    }
+    first -= FUNCTION_WORDS
+    last -= FUNCTION_WORDS
+    return Gazetteer(frozenset(first), frozenset(last), frozenset(common), frozenset(not_names))
+
+
+def _is_cap(core: str) -> bool:
+    return len(core) >= 2 and core[0].isupper() and core[0].isalpha() and not core.isupper()
+
+
+def _nameish(core: str) -> bool:
+    """Looks like a name token: letters with optional apostrophe/hyphen ("O'Brien")."""
+    return len(core) >= 2 and core.replace("'", "").replace("-", "").replace(".", "").isalpha()
+
+
+def _ends_with(lows: list[str], j: int, cue: tuple[str, ...]) -> bool:
+    n = len(cue)
+    return j - n + 1 >= 0 and tuple(lows[j - n + 1 : j + 1]) == cue
+
+
+def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, int]]:
+    """Word ranges (first, last inclusive) that are person names.
+
+    `cores` are cleaned words (case kept), `sentence_start[i]` says whether word i begins
+    a sentence (its capital letter then says nothing about it being a name).
+    """
+    gz = gazetteer()
+    lows = [c.lower() for c in cores]
+    n = len(cores)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        core, low = cores[i], lows[i]
+        if not _nameish(core) or low in FUNCTION_WORDS:
+            i += 1
+            continue
+        cap = _is_cap(core) or (core.isupper() and len(core) > 2 and gz.is_name(low))
+        prev = i - 1
+        strong = any(_ends_with(lows, prev, c) for c in STRONG_CUES)
+        title = prev >= 0 and lows[prev].rstrip(".") in TITLES and (
+            _is_cap(cores[prev]) or lows[prev].rstrip(".") in ("mr", "mrs", "ms", "dr", "prof")
+        )
+        medium = any(_ends_with(lows, prev, c) for c in MEDIUM_CUES)
+        in_gz = gz.is_name(low)
+        start = False
+        if strong or title:
+            start = cap or low not in gz.common or in_gz
+        elif medium:
+            start = (cap and low not in gz.not_names and (in_gz or low not in gz.common)) or (
+                in_gz and low not in gz.common and low not in gz.not_names
+            )
+        elif cap and in_gz and low not in gz.not_names:
+            # no cue: a capitalised gazetteer name mid-sentence, or at a sentence start
+            # when it is not also a common word ("Will you ...", "May I ...").
+            start = not sentence_start[i] or low not in gz.common
+            if sentence_start[i] and start and i + 1 < n:
+                # "Grace called" is a name; "Jack" alone starting a sentence is too risky
+                # unless it is clearly a first name
+                start = low in gz.first or _is_cap(cores[i + 1])
+        if not start:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and j - i < 3:
+            nxt, nlow = cores[j + 1], lows[j + 1]
+            if nlow in FUNCTION_WORDS or not _nameish(nxt):
+                if nlow in _PARTICLES and j + 2 < n and _is_cap(cores[j + 2]):
+                    j += 2
+                    continue
+                break
+            if (_is_cap(nxt) and nlow not in gz.not_names) or (
+                (strong or title) and gz.is_name(nlow)
+            ):
+                j += 1
+                continue
+            break
+        spans.append((i, j))
+        i = j + 1
+    return spans

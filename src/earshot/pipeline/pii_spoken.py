@@ -1,0 +1,407 @@
+"""Spoken-form normalisation for PII detection over ASR words.
+
+ASR output says the same value in many ways: "555-0199", "five five five oh one nine nine",
+"double five", "nine hundred and twelve", "jane dot doe at example dot com". This module
+turns word sequences into the written value (digits, e-mail address) while remembering which
+words it came from, so that detectors can work on values and spans can be mapped back to
+word timings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_EDGE_PUNCT = " \t\n\"'`“”‘’()[]{}<>,;:!?…*"
+
+UNITS: dict[str, int] = {
+    "zero": 0, "nought": 0, "naught": 0, "oh": 0, "o": 0,
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9,
+}  # fmt: skip
+TEENS: dict[str, int] = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+TENS: dict[str, int] = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+SCALES: dict[str, int] = {"hundred": 100, "thousand": 1000}
+REPEATS: dict[str, int] = {"double": 2, "triple": 3, "treble": 3}
+_WEAK_ZERO = {"oh", "o"}  # digits only next to other digits
+SEPARATOR_WORDS = {"dash", "hyphen", "-", "/", "slash"}
+
+NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | set(SCALES)
+
+_DIGIT_TOKEN = re.compile(r"[+#$£€]?\d[\dA-Za-z\-./,()]*%?")
+_ORDINAL = re.compile(r"\d+(st|nd|rd|th)", re.IGNORECASE)
+
+
+def clean(raw: str) -> str:
+    """A word without surrounding whitespace and punctuation (a final '.' too), case kept."""
+    core = raw.strip(_EDGE_PUNCT)
+    while core.endswith(".") and not re.fullmatch(r"(?:[A-Za-z]\.)+", core):
+        core = core[:-1].rstrip(_EDGE_PUNCT)
+    return core
+
+
+def split_number_word(low: str) -> list[str]:
+    """'twenty-three' -> ['twenty', 'three']; other words unchanged (as a one-item list)."""
+    if "-" in low:
+        parts = [p for p in low.split("-") if p]
+        if parts and all(p in NUMBER_WORDS or p in REPEATS for p in parts):
+            return parts
+    return [low]
+
+
+def is_number_word(low: str) -> bool:
+    """True if the lower-cased word is (or is a hyphenated compound of) spoken number words."""
+    parts = split_number_word(low)
+    return all(p in NUMBER_WORDS for p in parts) and bool(parts)
+
+
+def written_digits(core: str) -> str | None:
+    """The digits in a written numeric/alphanumeric token ('555-0199' -> '5550199'), else None.
+
+    Ordinals ('3rd') count; letters are kept out of the digit string.
+    """
+    if not core or not any(c.isdigit() for c in core):
+        return None
+    if _DIGIT_TOKEN.fullmatch(core) or _ORDINAL.fullmatch(core) or core.isalnum():
+        return "".join(c for c in core if c.isdigit())
+    if re.fullmatch(r"[A-Za-z0-9\-./+#]+", core):
+        return "".join(c for c in core if c.isdigit())
+    return None
+
+
+def spoken_to_digits(words: list[str]) -> str:
+    """Digits spoken by a run of number words (lower case, no punctuation).
+
+    Digit by digit ("five five five" -> "555"), pairs ("nineteen eighty five" -> "1985"),
+    compounds ("nine hundred and twelve" -> "912", "four thousand five hundred" -> "4500"),
+    repeats ("double five" -> "55"). Words that are not number words are ignored.
+    """
+    out: list[str] = []
+    base = 0  # thousands part of the current compound
+    rem = 0  # part below a thousand
+    last: str | None = None  # kind of the last word in the current compound
+    repeat = 1
+
+    def flush() -> None:
+        nonlocal base, rem, last
+        if last is not None:
+            out.append(str(base + rem))
+        base, rem, last = 0, 0, None
+
+    tokens: list[str] = []
+    for w in words:
+        tokens.extend(split_number_word(w))
+    for tok in tokens:
+        if tok in REPEATS:
+            flush()
+            repeat = REPEATS[tok]
+            continue
+        if tok in UNITS:
+            u = UNITS[tok]
+            if repeat > 1:
+                flush()
+                out.append(str(u) * repeat)
+                repeat = 1
+                continue
+            if u and last == "tens" and rem % 10 == 0:
+                rem += u
+                last = "unit"
+            elif u and last in ("hundred", "thousand"):
+                rem += u
+                last = "unit"
+            else:
+                flush()
+                rem, last = u, "unit"
+        elif tok in TEENS:
+            if last in ("hundred", "thousand") and rem % 100 == 0:
+                rem += TEENS[tok]
+            else:
+                flush()
+                rem = TEENS[tok]
+            last = "teen"
+        elif tok in TENS:
+            if last in ("hundred", "thousand") and rem % 100 == 0:
+                rem += TENS[tok]
+            else:
+                flush()
+                rem = TENS[tok]
+            last = "tens"
+        elif tok == "hundred":
+            if last in ("unit", "teen", "tens") and rem < 100:
+                rem *= 100
+            else:
+                flush()
+                rem = 100
+            last = "hundred"
+        elif tok == "thousand":
+            if last is not None and base == 0 and rem < 1000:
+                base, rem = max(rem, 1) * 1000, 0
+            else:
+                flush()
+                base, rem = 1000, 0
+            last = "thousand"
+        repeat = 1
+    flush()
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class NumberRun:
+    """Consecutive words that together say a number: words[first..last] (inclusive)."""
+
+    first: int
+    last: int
+    digits: str  # the digits said, in order
+    written: str  # the words as written (cleaned), joined by spaces
+    spoken: bool  # at least one word was a spoken number word
+
+
+def _kind(core: str, low: str) -> str:
+    if written_digits(core) is not None:
+        return "D"
+    if low in REPEATS:
+        return "R"
+    if low in _WEAK_ZERO:
+        return "O"
+    if is_number_word(low):
+        return "N"
+    if low == "and":
+        return "A"
+    if low in SEPARATOR_WORDS:
+        return "S"
+    return "-"
+
+
+def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
+    """Runs of written and/or spoken number words saying at least `min_digits` digits.
+
+    `cores` are the cleaned words (see `clean`). A run may mix forms ("five five five 0199").
+    "oh"/"o" count as zero only next to another number word, "double"/"triple" only before
+    one, "and" only inside a compound ("nine hundred and twelve"), dashes only between digits.
+    """
+    lows = [c.lower() for c in cores]
+    kinds = [_kind(c, lo) for c, lo in zip(cores, lows, strict=True)]
+    n = len(cores)
+    runs: list[NumberRun] = []
+    i = 0
+    while i < n:
+        if kinds[i] not in ("D", "N", "R", "O"):
+            i += 1
+            continue
+        j = i
+        while j + 1 < n:
+            k = kinds[j + 1]
+            if k in ("D", "N", "R", "O"):
+                j += 1
+                continue
+            if k in ("A", "S") and j + 2 < n and kinds[j + 2] in ("D", "N", "O", "R"):
+                if k == "A" and not (lows[j] in ("hundred", "thousand") and kinds[j + 2] == "N"):
+                    break
+                j += 2
+                continue
+            break
+        # trim words that only count inside a run
+        a, b = i, j
+        while a <= b and (kinds[a] == "R" and (a == b or kinds[a + 1] not in ("N", "O"))):
+            a += 1
+        while b >= a and kinds[b] in ("R", "A", "S"):
+            b -= 1
+        # "a hundred", "thousand": a scale word needs a number before it
+        while a <= b and lows[a] in SCALES:
+            a += 1
+        # a lone "oh"/"o" (or only ohs) is an interjection or a letter, not a number
+        if a <= b and all(kinds[x] == "O" for x in range(a, b + 1)):
+            i = j + 1
+            continue
+        if a <= b:
+            digits = _run_digits(cores[a : b + 1], kinds[a : b + 1], lows[a : b + 1])
+            if len(digits) >= min_digits:
+                runs.append(
+                    NumberRun(
+                        first=a,
+                        last=b,
+                        digits=digits,
+                        written=" ".join(cores[a : b + 1]),
+                        spoken=any(kinds[x] in ("N", "O", "R") for x in range(a, b + 1)),
+                    )
+                )
+        i = j + 1
+    return runs
+
+
+def _run_digits(cores: list[str], kinds: list[str], lows: list[str]) -> str:
+    parts: list[str] = []
+    spoken: list[str] = []
+    for core, kind, low in zip(cores, kinds, lows, strict=True):
+        if kind == "D":
+            if spoken:
+                parts.append(spoken_to_digits(spoken))
+                spoken = []
+            parts.append(written_digits(core) or "")
+        elif kind in ("N", "O", "R", "A"):
+            spoken.append(low)
+    if spoken:
+        parts.append(spoken_to_digits(spoken))
+    return "".join(parts)
+
+
+def luhn_ok(digits: str) -> bool:
+    """Luhn checksum, as used by payment cards."""
+    if not digits.isdigit() or len(digits) < 2:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# ---------------------------------------------------------------- e-mail (spoken and split)
+
+_EMAIL_SEPS = {
+    "dot": ".", "period": ".", "point": ".", ".": ".",
+    "underscore": "_", "_": "_", "dash": "-", "hyphen": "-", "-": "-",
+}  # fmt: skip
+_AT_WORDS = {"at", "@"}
+EMAIL_CUES = {"email", "e-mail", "mail", "address", "emails", "e-mails"}
+_LOCAL_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]*")
+_DOMAIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)*")
+_LOCAL_STOP = {
+    "is", "at", "me", "my", "the", "a", "an", "to", "and", "or", "it's", "its", "it", "on",
+    "send", "write", "reach", "email", "e-mail", "mail", "address", "emails", "contact",
+    "please", "use", "try", "us", "him", "her", "them", "you", "i", "was", "be", "will",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EmailMatch:
+    """An e-mail address said or written over words[first..last] (inclusive)."""
+
+    first: int
+    last: int
+    address: str
+
+
+def find_emails(cores: list[str], is_suffix: object) -> list[EmailMatch]:
+    """E-mail addresses in spoken ("jane dot doe at example dot com") or split written form.
+
+    `is_suffix(label)` says whether a domain's last label(s) are a public suffix
+    (offline list). Single-token written addresses are found too.
+    """
+    lows = [c.lower() for c in cores]
+    n = len(cores)
+    found: list[EmailMatch] = []
+    check = is_suffix if callable(is_suffix) else (lambda _s: False)
+    for k in range(n):
+        low = lows[k]
+        if "@" in low and low not in _AT_WORDS:
+            # written address possibly split: "jane.doe@" "example.com"
+            j = k
+            text = low
+            while (
+                j + 1 < n
+                and (text.endswith("@") or text.endswith("."))
+                and _DOMAIN_TOKEN.fullmatch(lows[j + 1])
+            ):
+                j += 1
+                text += lows[j]
+            local, _, domain = text.partition("@")
+            start = k
+            if not local and k > 0 and _LOCAL_TOKEN.fullmatch(lows[k - 1]):
+                start, local = k - 1, lows[k - 1]
+            if local and "." in domain and check(domain):
+                found.append(EmailMatch(start, j, f"{local}@{domain}"))
+            continue
+        if low not in _AT_WORDS:
+            continue
+        domains = [(e, d) for e, d in _domain_candidates(lows, k + 1) if check(d)]
+        if not domains:
+            continue
+        dom_end, domain = domains[0]
+        loc_start, local = _local_before(lows, k - 1)
+        if loc_start < 0:
+            continue
+        found.append(EmailMatch(loc_start, dom_end, f"{local}@{domain}"))
+    return _dedupe(found)
+
+
+def _domain_candidates(lows: list[str], i: int) -> list[tuple[int, str]]:
+    """Domains said from word i on: (last word index, 'example.com'), longest first."""
+    out: list[tuple[int, str]] = []
+    text = ""
+    expect_label = True
+    for j in range(i, len(lows)):
+        tok = lows[j]
+        if expect_label:
+            if tok in _EMAIL_SEPS or not _DOMAIN_TOKEN.fullmatch(tok):
+                break
+            text += tok
+            expect_label = tok.endswith(".")
+            if "." in text.strip("."):
+                out.append((j, text.strip(".")))
+        else:
+            sep = _EMAIL_SEPS.get(tok)
+            if sep not in (".", "-"):
+                break
+            text += sep
+            expect_label = True
+    return out[::-1]
+
+
+def _local_before(lows: list[str], i: int) -> tuple[int, str]:
+    parts: list[str] = []
+    j = i
+    want_word = True
+    start = -1
+    while j >= 0:
+        tok = lows[j]
+        if want_word:
+            if tok in _LOCAL_STOP or tok in _EMAIL_SEPS or not _LOCAL_TOKEN.fullmatch(tok):
+                break
+            parts.append(tok)
+            start = j
+            want_word = False
+        else:
+            sep = _EMAIL_SEPS.get(tok)
+            if sep is None:
+                break
+            parts.append(sep)
+            want_word = True
+        j -= 1
+    if start < 0:
+        return -1, ""
+    # Without separators, "jane doe at example dot com" after an e-mail cue: take up to
+    # three plain words back to the cue.
+    if len(parts) == 1:
+        k = start - 1
+        extra: list[tuple[int, str]] = []
+        while k >= 0 and len(extra) < 2:
+            tok = lows[k]
+            if tok in _LOCAL_STOP or not _LOCAL_TOKEN.fullmatch(tok):
+                break
+            extra.append((k, tok))
+            k -= 1
+        cue_near = any(lows[x] in EMAIL_CUES for x in range(max(0, k - 3), k + 1)) if k >= 0 else False
+        if extra and cue_near:
+            start = extra[-1][0]
+            parts.extend(tok for _, tok in extra)
+    return start, "".join(reversed(parts))
+
+
+def _dedupe(found: list[EmailMatch]) -> list[EmailMatch]:
+    out: list[EmailMatch] = []
+    for m in sorted(found, key=lambda m: (m.first, -m.last)):
+        if out and m.first <= out[-1].last:
+            continue
+        out.append(m)
+    return out
