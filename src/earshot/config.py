@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     key_provider: Literal["local"] = "local"
     task_runner: Literal["inline", "celery"] = "inline"
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    celery_queue: str = "earshot"
 
     # Intake.
     sample_rate: float = Field(0.01, ge=0.0, le=1.0)
