@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -49,8 +50,9 @@ def demo(
     port: int = typer.Option(8000, "--port"),
 ) -> None:
     """Set up an embedded deployment with sample recordings and print enrolment links."""
-    from earshot.access.services import create_facility, invite_user
-    from earshot.access.vetting import record_demo_vetting
+    from earshot.access.facilities import create_facility, find_facility
+    from earshot.access.services import find_user, invite_user
+    from earshot.access.vetting import KINDS, record_vetting
     from earshot.intake.models import Product, Recording
     from earshot.intake.services import RecordingMeta, create_product, receive_recording
     from earshot.privacy.services import set_consent
@@ -69,8 +71,9 @@ def demo(
         for customer in DEMO_CUSTOMERS:
             set_consent(session, dep, customer, granted=True, source="cli", actor="cli:demo")
         already = session.scalar(select(func.count()).select_from(Recording)) or 0
-        facility = create_facility(session, "Demo facility", settings.allowed_countries[0],
-                                   ["127.0.0.0/8", "::1/128"], exist_ok=True)
+        facility = find_facility(session, "Demo facility") or create_facility(
+            session, "Demo facility", settings.allowed_countries[0], ["127.0.0.0/8", "::1/128"], settings=settings
+        )
         facility_id = facility.id
     if not already:
         samples = sorted(SAMPLES.glob("*.flac"))
@@ -91,7 +94,11 @@ def demo(
         admin_link = invite_user(session, settings, f"admin+{stamp}-{_suffix()}@demo.earshot.test", "admin")
         reviewer_email = f"reviewer+{stamp}-{_suffix()}@demo.earshot.test"
         reviewer_link = invite_user(session, settings, reviewer_email, "reviewer", facility_id=facility_id)
-        record_demo_vetting(session, reviewer_email)
+        reviewer = find_user(session, reviewer_email)
+        today = datetime.now(UTC).date()
+        for kind in KINDS:  # the demo reviewer is vetted, trained and has signed the agreement
+            record_vetting(session, reviewer.id, kind, completed_on=today, expires_on=today + timedelta(days=365),
+                           recorded_by="cli:demo", reference="demo")
     typer.echo(f"{queued} snippets are waiting for review.")
     typer.echo("Single-use enrolment links (valid 24 h); open one, choose a password, scan the TOTP code:")
     typer.echo(f"  admin:    {admin_link}")
