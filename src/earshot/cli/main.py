@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from earshot.cli import customers, deid, export, intake, serve
+from earshot.cli.eval import eval_cmd
 
 app = typer.Typer(
     name="earshot",
@@ -20,6 +21,7 @@ app.command("worker")(serve.worker)
 app.command("ingest")(intake.ingest)
 app.command("deid")(deid.deid)
 app.command("export")(export.export)
+app.command("eval")(eval_cmd)
 app.add_typer(intake.products_app, name="products")
 app.add_typer(customers.customers_app, name="customers")
 
