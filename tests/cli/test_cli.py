@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 import pytest
 import typer
@@ -85,4 +83,3 @@ def test_demo_no_serve(tmp_path) -> None:
     assert f"{queued} snippets are waiting" in r2.output
     settings = (tmp_path / "demo" / "earshot.toml").read_text()
     assert "sample_rate = 1.0" in settings
-    assert json.dumps  # keep import used
