@@ -143,6 +143,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
         for r in find_number_runs(cores)
         if not any(i in in_email for i in range(r.first, r.last + 1))
     ]
+    runs = [r for r in runs if not _is_clock_time(r, lows)]
     for run in runs:
         cands.append(_classify_run(run, cores, lows))
 
@@ -257,8 +258,6 @@ def _classify_run(run: NumberRun, cores: list[str], lows: list[str]) -> _Cand:
         typ = "SORT_CODE"
     if typ is None and 13 <= len(digits) <= 19 and luhn_ok(digits):
         typ = "CARD"
-    if typ == "CARD" and len(digits) < 12:
-        typ = "CODE" if len(digits) <= 4 else "NUMBER"
     if typ is None or typ == "DATE_OF_BIRTH":
         window = set(lows[max(0, run.first - _CUE_WINDOW) : run.first]) | set(after)
         phone_like = 7 <= len(digits) <= 15 and (
@@ -274,7 +273,36 @@ def _classify_run(run: NumberRun, cores: list[str], lows: list[str]) -> _Cand:
 
 
 def _letter(core: str) -> bool:
+    core = core.replace(".", "")
     return 1 <= len(core) <= 2 and core.isalpha() and core.isupper() and core != "I"
+
+
+_TIME_BEFORE = frozenset("at by until till til from around about before after since".split())
+_TIME_AFTER = frozenset(
+    "am pm a.m a.m. p.m p.m. o'clock tonight tomorrow today this in on".split()
+)
+
+
+def _is_clock_time(run: NumberRun, lows: list[str]) -> bool:
+    """A spoken clock time ("at ten thirty", "seven fifteen pm"): not personal data."""
+    if not run.spoken or run.last - run.first > 2:
+        return False
+    ws = lows[run.first : run.last + 1]
+    hour = UNITS.get(ws[0], TEENS.get(ws[0], -1))
+    if not 1 <= hour <= 12:
+        return False
+    rest = ws[1:]
+    if len(rest) == 1 and rest[0] in TEENS:
+        minutes = TEENS[rest[0]]
+    elif rest and rest[0] in TENS and TENS[rest[0]] <= 50:
+        minutes = TENS[rest[0]] + (UNITS.get(rest[1], 99) if len(rest) == 2 else 0)
+    else:
+        return False
+    if not 10 <= minutes <= 59:
+        return False
+    before = lows[run.first - 1] if run.first > 0 else ""
+    after = lows[run.last + 1] if run.last + 1 < len(lows) else ""
+    return before in _TIME_BEFORE or after in _TIME_AFTER
 
 
 def _extend_letters(run: NumberRun, cores: list[str], typ: str) -> _Cand:

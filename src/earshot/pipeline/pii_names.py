@@ -145,7 +145,7 @@ def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, 
     i = 0
     while i < n:
         core, low = cores[i], lows[i]
-        if not _nameish(core) or low in FUNCTION_WORDS:
+        if not _nameish(core) or low in FUNCTION_WORDS or low.rstrip(".") in TITLES:
             i += 1
             continue
         cap = _is_cap(core) or (core.isupper() and len(core) > 2 and gz.is_name(low))

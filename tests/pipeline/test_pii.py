@@ -1,0 +1,218 @@
+"""PII detection over ASR words: each type in spoken and written form, span mapping, masking."""
+
+from __future__ import annotations
+
+import pytest
+
+from earshot.pipeline.pii import detect_pii, mask_transcript
+from earshot.pipeline.types import PiiSpan, Transcript, Word
+
+
+def tr(text: str, step: float = 0.4, dur: float = 0.3, t0: float = 1.0) -> Transcript:
+    """A transcript whose words (split on spaces, faster-whisper style leading space) are
+    timed at t0 + k*step .. + dur."""
+    words = [Word(" " + w, t0 + k * step, t0 + k * step + dur) for k, w in enumerate(text.split())]
+    return Transcript(text, words)
+
+
+def masked(text: str, **kw: object) -> str:
+    t = tr(text)
+    return mask_transcript(t, detect_pii(t, **kw))
+
+
+def types(text: str) -> list[str]:
+    return [s.type for s in detect_pii(tr(text))]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # phones: written, split over words, spoken digit by digit, "oh", "double"
+        ("Call me on 555-0199 please.", "Call me on [PHONE] please."),
+        ("My number is 555- 0199.", "My number is [PHONE]."),
+        ("My number is (415) 555 2671.", "My number is [PHONE]."),
+        ("My number is five five five oh one nine nine.", "My number is [PHONE]."),
+        (
+            "Text me on oh seven seven double nine one two three four five six.",
+            "Text me on [PHONE].",
+        ),
+        ("Ring me on +44 20 7946 0958 tonight.", "Ring me on [PHONE] tonight."),
+        # cards: Luhn-checked written, spoken with a cue
+        ("It's 4111 1111 1111 1111 I think.", "It's [CARD] I think."),
+        ("My card number is four one one one, one one one one.", "My card number is [CARD]."),
+        # account / sort code / PIN / codes / SSN / passport
+        ("The account number is 12345678.", "The account number is [ACCOUNT]."),
+        ("Account number double four seven one two three nine.", "Account number [ACCOUNT]."),
+        ("The sort code is 12-34-56.", "The sort code is [SORT_CODE]."),
+        ("Sort code one two, three four, five six.", "Sort code [SORT_CODE]."),
+        ("My PIN is 4 8 2 1.", "My PIN is [PIN]."),
+        ("My pin is four eight two one.", "My pin is [PIN]."),
+        ("The verification code is nine hundred and twelve.", "The verification code is [CODE]."),
+        ("Your code is 774 301.", "Your code is [CODE]."),
+        ("My social security number is 123-45-6789.", "My social security number is [SSN]."),
+        ("My passport number is AB 1234567.", "My passport number is [PASSPORT]."),
+        ("Passport number is A B one two three four five six seven.", "Passport number is [PASSPORT]."),
+        ("My national insurance number is QQ 12 34 56 C.", "My national insurance number is [SSN]."),
+        # any other digit run of 3+ digits is still masked
+        ("We paid 450 dollars.", "We paid [NUMBER] dollars."),
+        ("It was nine hundred pounds.", "It was [NUMBER] pounds."),
+    ],
+)
+def test_digit_runs_spoken_and_written(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("My email is jane dot doe at example dot com.", "My email is [EMAIL]."),
+        ("Send it to jane.doe@example.com thanks.", "Send it to [EMAIL] thanks."),
+        ("Write to j underscore smith at mail dot co dot uk please.", "Write to [EMAIL] please."),
+        ("My email is jane.doe at example.com.", "My email is [EMAIL]."),
+        ("Email address is jane doe at gmail dot com.", "Email address is [EMAIL]."),
+        ("It's bob99@ example.org ok.", "It's [EMAIL] ok."),
+    ],
+)
+def test_emails_spoken_and_written(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("My name is Jane Doe.", "My name is [NAME]."),
+        ("my name is priya sharma and I need help.", "my name is [NAME] and I need help."),
+        ("Hi, this is Priya from the bank.", "Hi, this is [NAME] from the bank."),
+        ("Please ask for Mr. Okonkwo.", "Please ask for Mr. [NAME]."),
+        ("I spoke to Maria Garcia yesterday.", "I spoke to [NAME] yesterday."),
+        ("Can you call Siobhan tomorrow?", "Can you call [NAME] tomorrow?"),
+        ("Text Ahmed when you land.", "Text [NAME] when you land."),
+        ("Dr. Patel said it was fine.", "Dr. [NAME] said it was fine."),
+        ("Yesterday Robert came round.", "Yesterday [NAME] came round."),
+    ],
+)
+def test_names_by_context_and_gazetteer(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I live at 42 Oak Street, Springfield.", "I live at [ADDRESS]"),
+        ("Send it to 1600 Pennsylvania Ave NW, Washington, DC 20500.", "Send it to [ADDRESS]"),
+        ("It's 221B Baker Street.", "It's [ADDRESS]"),
+        ("My address is forty two Elm Road.", "My address is [ADDRESS]"),
+        ("The postcode is SW1A 1AA.", "The postcode is [ADDRESS]"),
+    ],
+)
+def test_street_addresses(text: str, expected: str) -> None:
+    assert masked(text).startswith(expected)
+    assert "ADDRESS" in types(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I was born on March third, nineteen eighty five.",
+        "My date of birth is 03/04/1985.",
+        "Date of birth: the fifth of June 1990.",
+        "My birthday is twenty first of July.",
+    ],
+)
+def test_date_of_birth(text: str) -> None:
+    assert "DATE_OF_BIRTH" in types(text)
+    out = masked(text)
+    for token in ("1985", "eighty", "1990", "June", "July", "03/04/1985"):
+        assert token not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have two dogs.",
+        "Call me back tomorrow.",
+        "Will you come at 3:30?",
+        "May I help you?",
+        "Oh, I see, okay.",
+        "It's about a hundred miles from here.",
+        "I need one or two things from the shop.",
+        "Can you turn the volume up to eleven?",
+        "Set a timer for twenty minutes.",
+        "This is great, thank you so much.",
+        "What's the weather like in London today?",
+        "I'm fine, just a bit tired.",
+        "Play the next song please.",
+        "The meeting is at ten thirty on Monday.",
+    ],
+)
+def test_no_false_positives_on_ordinary_sentences(text: str) -> None:
+    assert detect_pii(tr(text)) == []
+    assert masked(text) == text
+
+
+def test_span_maps_to_words_and_their_timings() -> None:
+    t = tr("my number is five five five one two thanks", step=0.5, dur=0.4, t0=2.0)
+    spans = detect_pii(t)
+    assert len(spans) == 1
+    s = spans[0]
+    assert (s.type, s.first_word, s.last_word) == ("PHONE", 3, 7) or s.first_word == 3
+    assert s.first_word == 3 and s.last_word == 7
+    assert s.start_s == pytest.approx(t.words[3].start_s)
+    assert s.end_s == pytest.approx(t.words[7].end_s)
+
+
+def test_spans_are_ordered_and_disjoint() -> None:
+    t = tr(
+        "Hi this is Jane Doe my number is 555 0199 and my email is jane at example dot com "
+        "and my card is 4111 1111 1111 1111"
+    )
+    spans = detect_pii(t)
+    assert [s.type for s in spans] == ["NAME", "PHONE", "EMAIL", "CARD"]
+    for a, b in zip(spans, spans[1:], strict=False):
+        assert a.last_word < b.first_word
+        assert a.end_s <= b.start_s
+
+
+def test_mask_keeps_other_words_verbatim_and_punctuation() -> None:
+    t = tr("Okay, my PIN is 4821. Thanks!")
+    assert mask_transcript(t, detect_pii(t)) == "Okay, my PIN is [PIN]. Thanks!"
+
+
+def test_mask_handles_overlapping_and_out_of_range_spans() -> None:
+    t = tr("a b c d e f")
+    spans = [PiiSpan("NAME", 0, 0, 1, 3), PiiSpan("PHONE", 0, 0, 2, 4), PiiSpan("X", 0, 0, 5, 99)]
+    assert mask_transcript(t, spans) == "a [NAME] [X]"
+
+
+def test_empty_and_wordless_transcripts() -> None:
+    assert detect_pii(Transcript("", [])) == []
+    assert detect_pii(Transcript("call 555 0199", [])) == []
+    assert mask_transcript(Transcript(" hello ", []), []) == "hello"
+    assert detect_pii(Transcript("", [Word(" ", 0, 0.1), Word("...", 0.1, 0.2)])) == []
+
+
+def test_without_presidio_the_own_rules_still_find_everything_core() -> None:
+    t = tr("My email is jane.doe@example.com and my number is 555 0199.")
+    kinds = [s.type for s in detect_pii(t, use_presidio=False)]
+    assert kinds == ["EMAIL", "PHONE"]
+
+
+def test_presidio_adds_written_patterns() -> None:
+    # an e-mail inside one token is found by both; Presidio alone would find it too
+    from earshot.pipeline.pii_presidio import analyze
+
+    hits = analyze("contact jane.doe@example.com or 4111 1111 1111 1111")
+    assert {h.type for h in hits} >= {"EMAIL", "CARD"}
+
+
+def test_detection_is_fast() -> None:
+    import time
+
+    t = tr("Hi this is Jane Doe my number is five five five oh one nine nine and I live at "
+           "42 Oak Street my email is jane dot doe at example dot com")
+    detect_pii(t)  # load once
+    t0 = time.perf_counter()
+    for _ in range(20):
+        detect_pii(t)
+    per_call = (time.perf_counter() - t0) / 20
+    assert per_call < 0.05

@@ -1,0 +1,83 @@
+"""Audio redaction: span+margin replaced, everything else untouched, no clicks, length kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from earshot.pipeline.redact import redact_audio, redaction_intervals
+from earshot.pipeline.types import SAMPLE_RATE, PiiSpan
+
+SR = SAMPLE_RATE
+
+
+def noise(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.3 * rng.standard_normal(int(seconds * SR))).clip(-1, 1).astype(np.float32)
+
+
+def band_energy(x: np.ndarray, hz: float) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    band = (freqs > hz - 20) & (freqs < hz + 20)
+    return float(spec[band].sum() / spec.sum())
+
+
+def test_span_plus_margin_replaced_by_tone_outside_unchanged() -> None:
+    x = noise(4.0)
+    span = PiiSpan("PHONE", 1.0, 2.0, 3, 7)
+    y = redact_audio(x, [span], margin_s=0.15)
+    assert y.shape == x.shape and y.dtype == np.float32
+    a, b = int(0.85 * SR), int(2.15 * SR)
+    assert np.array_equal(y[:a], x[:a])
+    assert np.array_equal(y[b:], x[b:])
+    inner = y[a + 200 : b - 200]
+    # the inside is the tone alone: none of the original signal is left
+    t = np.arange(a + 200, b - 200) - a
+    tone = 0.1 * np.sin(2 * np.pi * 1000 * t / SR)
+    assert np.allclose(inner, tone, atol=1e-5)
+    assert band_energy(inner, 1000.0) > 0.9
+    assert x is not y and not np.shares_memory(x, y)
+
+
+def test_silence_mode_and_input_untouched() -> None:
+    x = noise(2.0)
+    before = x.copy()
+    y = redact_audio(x, [PiiSpan("NAME", 0.5, 0.8)], tone_hz=None, margin_s=0.1)
+    assert np.array_equal(x, before)
+    a, b = int(0.4 * SR), int(0.9 * SR)
+    assert np.all(y[a + 200 : b - 200] == 0)
+
+
+def test_no_clicks_at_boundaries() -> None:
+    # a smooth low tone as "speech": any hard cut would show as a large sample jump
+    t = np.arange(3 * SR) / SR
+    x = (0.5 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    y = redact_audio(x, [PiiSpan("CARD", 1.0, 1.5)])
+    max_step_orig = np.abs(np.diff(x)).max()
+    max_step_tone = 2 * np.pi * 1000 / SR * 0.1
+    assert np.abs(np.diff(y)).max() <= max_step_orig + max_step_tone + 1e-4
+
+
+def test_margin_clamped_to_audio_and_overlaps_merged() -> None:
+    x = noise(1.0)
+    spans = [PiiSpan("PHONE", 0.0, 0.3), PiiSpan("PHONE", 0.25, 0.5), PiiSpan("NAME", 0.9, 1.2)]
+    iv = redaction_intervals(spans, len(x), margin_s=0.15)
+    assert iv == [(0, int(0.65 * SR)), (int(0.75 * SR), SR)]
+    y = redact_audio(x, spans)
+    assert len(y) == len(x)
+    assert np.array_equal(y[int(0.65 * SR) : int(0.75 * SR)], x[int(0.65 * SR) : int(0.75 * SR)])
+
+
+def test_no_spans_or_empty_audio() -> None:
+    x = noise(0.5)
+    assert np.array_equal(redact_audio(x, []), x)
+    assert redact_audio(np.zeros(0, np.float32), [PiiSpan("NAME", 0, 1)]).shape == (0,)
+    # a span wholly after the end does nothing; a reversed or non-finite one is handled
+    assert np.array_equal(redact_audio(x, [PiiSpan("NAME", 5.0, 6.0)]), x)
+    assert len(redact_audio(x, [PiiSpan("NAME", 0.3, 0.1), PiiSpan("X", float("nan"), 1)])) == len(x)
+
+
+def test_rejects_non_mono() -> None:
+    with pytest.raises(ValueError):
+        redact_audio(np.zeros((2, 100), np.float32), [])
