@@ -1,0 +1,123 @@
+"""Per-deployment audit wiring: keys, the checkpoint file, and the interval checkpointer.
+
+`record()` only receives a SQLAlchemy session, so the deployment registers its engine here once
+(`install(deployment)`, called from `Deployment.open`). Sessions bound to that engine then get
+per-record MACs, and a commit that appended records may trigger a checkpoint (every N records or
+T seconds, whichever comes first) in its own transaction, after the caller's commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+from earshot.audit.signing import AuditKeys, audit_keys
+
+if TYPE_CHECKING:
+    from earshot.deployment import Deployment
+
+log = logging.getLogger("earshot.audit")
+
+APPENDED_KEY = "earshot.audit.appended"
+DEFAULT_CHECKPOINT_EVERY = 1000
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+
+
+def checkpoint_file_for(settings: object) -> Path:
+    """Where checkpoints are appended: `audit_checkpoint_file` or data_dir/audit/checkpoints.log."""
+    configured = getattr(settings, "audit_checkpoint_file", None)
+    if configured:
+        return Path(configured)
+    return Path(settings.data_dir) / "audit" / "checkpoints.log"  # type: ignore[attr-defined]
+
+
+@dataclass
+class AuditContext:
+    """What the audit log needs from a deployment, plus the interval checkpointer's counters."""
+
+    deployment: Deployment
+    keys: AuditKeys
+    checkpoint_file: Path
+    every_records: int = DEFAULT_CHECKPOINT_EVERY
+    every_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    pending: int = 0
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def due(self) -> bool:
+        if self.pending <= 0:
+            return False
+        return (
+            self.pending >= self.every_records
+            or time.monotonic() - self.last_checkpoint >= self.every_seconds
+        )
+
+
+_contexts: weakref.WeakKeyDictionary[Engine, AuditContext] = weakref.WeakKeyDictionary()
+
+
+def install(deployment: Deployment) -> AuditContext:
+    """Register `deployment` so that audit records written through its engine are MACed and
+    checkpointed at the configured interval. Idempotent."""
+    engine = deployment.db.engine
+    existing = _contexts.get(engine)
+    if existing is not None:
+        return existing
+    settings = deployment.settings
+    ctx = AuditContext(
+        deployment=deployment,
+        keys=audit_keys(deployment.keys),
+        checkpoint_file=checkpoint_file_for(settings),
+        every_records=int(getattr(settings, "audit_checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
+        every_seconds=float(getattr(settings, "audit_checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS)),
+    )
+    _contexts[engine] = ctx
+    return ctx
+
+
+def context_for(session: Session) -> AuditContext | None:
+    """The audit context of the engine `session` is bound to, if installed."""
+    try:
+        bind = session.get_bind()
+    except Exception:  # noqa: BLE001 - an unbound session has no context
+        return None
+    engine = bind if isinstance(bind, Engine) else getattr(bind, "engine", None)
+    return _contexts.get(engine) if engine is not None else None
+
+
+def note_appended(session: Session, count: int = 1) -> None:
+    """Called by `record`: remember that this transaction appended records."""
+    session.info[APPENDED_KEY] = session.info.get(APPENDED_KEY, 0) + count
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    appended = session.info.pop(APPENDED_KEY, 0)
+    if not appended:
+        return
+    ctx = context_for(session)
+    if ctx is None:
+        return
+    with ctx.lock:
+        ctx.pending += appended
+        if not ctx.due():
+            return
+    try:
+        from earshot.audit.checkpoints import create_checkpoint
+
+        create_checkpoint(ctx.deployment)
+    except Exception as exc:  # noqa: BLE001 - the action is committed; a later checkpoint covers it
+        log.error("interval checkpoint failed: %s", type(exc).__name__)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(APPENDED_KEY, None)

@@ -1,0 +1,517 @@
+"""Insider-threat monitoring: rules over the audit event stream that raise alerts.
+
+`record()` calls `check_event` for every record it appends, in the same transaction, so an alert
+exists exactly when its evidence does. Every rule reads only the log (and small state tables kept
+from it) and judges time by the records' own timestamps, never the wall clock.
+
+Rules (thresholds in `MonitorPolicy`):
+
+- `delivery_rate`: audio deliveries to one reviewer in the last hour far above that reviewer's norm
+  (mean per active hour over the previous 14 days; a default norm without history);
+- `snippet_replay`: one snippet delivered to one reviewer more than `replay_max` times in 24 h;
+- `off_shift`: a person working outside their shift (`set_shift`, else the default shift);
+- `new_network`: a person seen from a network (IPv4 /24, IPv6 /48) never seen for them before;
+- `denied_burst`: repeated denied or failed requests by one actor (or one address) in 10 minutes;
+- `session_overlap`: two live sessions of one person from different devices or addresses;
+- `canary`: any event whose target is a canary snippet (critical, every time).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from earshot.audit import events
+from earshot.audit.context import context_for
+from earshot.audit.models import (
+    Alert,
+    AuditActorProfile,
+    AuditActorSession,
+    AuditCanary,
+    AuditKnownNetwork,
+    AuditRecord,
+)
+from earshot.database import utcnow
+
+INFO, WARNING, CRITICAL = "info", "warning", "critical"
+RULES = (
+    "delivery_rate",
+    "snippet_replay",
+    "off_shift",
+    "new_network",
+    "denied_burst",
+    "session_overlap",
+    "canary",
+)
+
+
+@dataclass(frozen=True)
+class MonitorPolicy:
+    """Thresholds of the rules. Deployment settings `audit_*` of the same names override them."""
+
+    rate_min: int = 20  # never alert below this many deliveries in an hour
+    rate_factor: float = 3.0  # alert above this multiple of the reviewer's hourly norm
+    rate_default_norm: float = 60.0  # hourly norm of a reviewer without history
+    rate_history_days: int = 14
+    rate_check_every: int = 10  # the norm is evaluated at rate_min and every N deliveries after
+    replay_max: int = 3
+    denied_max: int = 5
+    denied_window_minutes: float = 10.0
+    default_shift: str = "06:00-20:00"
+    default_tz: str = "UTC"
+    session_idle_minutes: float = 15.0
+    cooldown_minutes: float = 60.0  # one alert per rule and actor (and target) per this period
+
+
+def policy_for(session: Session) -> MonitorPolicy:
+    """The policy of the deployment `session` belongs to (defaults when not installed)."""
+    ctx = context_for(session)
+    if ctx is None:
+        return MonitorPolicy()
+    settings = ctx.deployment.settings
+    overrides: dict[str, Any] = {}
+    for name in MonitorPolicy.__dataclass_fields__:
+        value = getattr(settings, f"audit_{name}", None)
+        if value is not None:
+            overrides[name] = value
+    if (
+        getattr(settings, "session_idle_minutes", None) is not None
+        and "session_idle_minutes" not in overrides
+    ):
+        overrides["session_idle_minutes"] = settings.session_idle_minutes  # type: ignore[attr-defined]
+    return MonitorPolicy(**overrides)
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+def raise_alert(
+    session: Session,
+    *,
+    severity: str,
+    rule: str,
+    actor: str,
+    target: str | None = None,
+    record: AuditRecord | None = None,
+    details: dict[str, Any] | None = None,
+) -> Alert:
+    """Store an alert (in the caller's transaction)."""
+    alert = Alert(
+        severity=severity,
+        rule=rule,
+        actor=actor,
+        target=target,
+        record_seq=record.seq if record is not None else None,
+        details=json.dumps(details or {}, sort_keys=True, separators=(",", ":"), default=str),
+        created_at=record.at if record is not None else utcnow(),
+    )
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def _recent_alert(
+    session: Session, rule: str, actor: str, since: datetime, target: str | None = None
+) -> bool:
+    query = select(Alert.id).where(
+        Alert.rule == rule, Alert.actor == actor, Alert.created_at > since, Alert.acknowledged_at.is_(None)
+    )
+    if target is not None:
+        query = query.where(Alert.target == target)
+    return session.execute(query.limit(1)).first() is not None
+
+
+def list_alerts(
+    session: Session,
+    *,
+    acknowledged: bool | None = None,
+    severity: str | None = None,
+    rule: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    """Alerts, newest first, filtered."""
+    query = select(Alert)
+    if acknowledged is not None:
+        query = query.where(
+            Alert.acknowledged_at.is_not(None) if acknowledged else Alert.acknowledged_at.is_(None)
+        )
+    if severity:
+        query = query.where(Alert.severity == severity)
+    if rule:
+        query = query.where(Alert.rule == rule)
+    if actor:
+        query = query.where(Alert.actor == actor)
+    if since:
+        query = query.where(Alert.created_at >= since)
+    return list(session.scalars(query.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)))
+
+
+def acknowledge(session: Session, alert_id: int, *, by: str, ip: str | None = None) -> Alert | None:
+    """Mark an alert acknowledged; the acknowledgement itself is audited."""
+    from earshot.audit.services import record
+
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return None
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = utcnow()
+        alert.acknowledged_by = by
+        record(
+            session,
+            actor=by,
+            action=events.ALERT_ACKNOWLEDGED,
+            target=str(alert.id),
+            ip=ip,
+            details={"rule": alert.rule, "alert_actor": alert.actor},
+        )
+    return alert
+
+
+# -- canaries -------------------------------------------------------------------------------------
+def register_canary(
+    session: Session, snippet_id: str, *, label: str = "", actor: str = "system"
+) -> AuditCanary:
+    """Mark a (synthetic, fake-PII) snippet as a canary: any request for it raises a critical alert.
+
+    The snippet must be kept out of every legitimate workflow (never queued or exported).
+    """
+    from earshot.audit.services import record
+
+    canary = session.get(AuditCanary, snippet_id)
+    if canary is None:
+        canary = AuditCanary(snippet_id=snippet_id, label=label[:64], created_at=utcnow())
+        session.add(canary)
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action=events.CANARY_REGISTERED,
+            details={"label": label[:64]},
+            monitor=False,
+        )
+    return canary
+
+
+def is_canary(session: Session, snippet_id: str | None) -> bool:
+    """Is `snippet_id` a canary? (Review code may refuse it before delivering.)"""
+    return bool(snippet_id) and session.get(AuditCanary, snippet_id) is not None
+
+
+# -- shifts ---------------------------------------------------------------------------------------
+def parse_shift(shift: str) -> tuple[time, time]:
+    """'HH:MM-HH:MM' -> (start, end); end before start means the shift crosses midnight."""
+    start_text, end_text = shift.split("-", 1)
+    return time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
+
+
+def set_shift(session: Session, actor: str, shift: str, tz: str = "UTC") -> AuditActorProfile:
+    """Set one person's working shift (local time in `tz`)."""
+    parse_shift(shift)
+    ZoneInfo(tz)
+    profile = session.get(AuditActorProfile, actor)
+    if profile is None:
+        profile = AuditActorProfile(actor=actor, shift=shift, tz=tz)
+        session.add(profile)
+    else:
+        profile.shift, profile.tz = shift, tz
+    session.flush()
+    return profile
+
+
+def in_shift(at: datetime, shift: str, tz: str) -> bool:
+    """Is the UTC instant `at` inside the shift in time zone `tz`?"""
+    start, end = parse_shift(shift)
+    try:
+        local = at.astimezone(ZoneInfo(tz)).time()
+    except ZoneInfoNotFoundError:
+        local = at.time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+# -- the rules ------------------------------------------------------------------------------------
+def _is_person(actor: str) -> bool:
+    return actor.startswith("user:")
+
+
+def _count(session: Session, *conditions: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditRecord).where(*conditions)) or 0)
+
+
+def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if not rec.target or rec.action == events.CANARY_REGISTERED or not is_canary(session, rec.target):
+        return []
+    return [
+        raise_alert(
+            session,
+            severity=CRITICAL,
+            rule="canary",
+            actor=rec.actor,
+            target=rec.target,
+            record=rec,
+            details={"action": rec.action, "outcome": rec.outcome, "ip": rec.ip},
+        )
+    ]
+
+
+def _hourly_norm(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> float:
+    window_start = rec.at - timedelta(hours=1)
+    rows = session.execute(
+        select(AuditRecord.at).where(
+            AuditRecord.actor == rec.actor,
+            AuditRecord.action == events.AUDIO_DELIVERED,
+            AuditRecord.at > window_start - timedelta(days=policy.rate_history_days),
+            AuditRecord.at <= window_start,
+        )
+    ).scalars()
+    hours: dict[tuple[int, int, int, int], int] = {}
+    for at in rows:
+        key = (at.year, at.month, at.day, at.hour)
+        hours[key] = hours.get(key, 0) + 1
+    if not hours:
+        return policy.rate_default_norm
+    return sum(hours.values()) / len(hours)
+
+
+def _rule_delivery_rate(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if rec.action != events.AUDIO_DELIVERED or rec.outcome != events.OK:
+        return []
+    count = _count(
+        session,
+        AuditRecord.actor == rec.actor,
+        AuditRecord.action == events.AUDIO_DELIVERED,
+        AuditRecord.at > rec.at - timedelta(hours=1),
+        AuditRecord.at <= rec.at,
+    )
+    if count < policy.rate_min or (count != policy.rate_min and count % policy.rate_check_every):
+        return []
+    cooldown = rec.at - timedelta(minutes=policy.cooldown_minutes)
+    if _recent_alert(session, "delivery_rate", rec.actor, cooldown):
+        return []
+    norm = _hourly_norm(session, rec, policy)
+    threshold = max(policy.rate_min, policy.rate_factor * norm)
+    if count <= threshold:
+        return []
+    return [
+        raise_alert(
+            session,
+            severity=WARNING,
+            rule="delivery_rate",
+            actor=rec.actor,
+            record=rec,
+            details={"last_hour": count, "norm_per_hour": round(norm, 1), "threshold": round(threshold, 1)},
+        )
+    ]
+
+
+def _rule_replay(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if rec.action != events.AUDIO_DELIVERED or not rec.target:
+        return []
+    since = rec.at - timedelta(hours=24)
+    count = _count(
+        session,
+        AuditRecord.target == rec.target,
+        AuditRecord.actor == rec.actor,
+        AuditRecord.action == events.AUDIO_DELIVERED,
+        AuditRecord.at > since,
+        AuditRecord.at <= rec.at,
+    )
+    if count <= policy.replay_max or _recent_alert(session, "snippet_replay", rec.actor, since, rec.target):
+        return []
+    return [
+        raise_alert(
+            session,
+            severity=WARNING,
+            rule="snippet_replay",
+            actor=rec.actor,
+            target=rec.target,
+            record=rec,
+            details={"deliveries_24h": count},
+        )
+    ]
+
+
+def _rule_off_shift(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if not _is_person(rec.actor) or rec.action not in events.HUMAN_ACTIVITY or rec.outcome != events.OK:
+        return []
+    profile = session.get(AuditActorProfile, rec.actor)
+    shift, tz = (profile.shift, profile.tz) if profile else (policy.default_shift, policy.default_tz)
+    if in_shift(rec.at, shift, tz):
+        return []
+    if _recent_alert(session, "off_shift", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)):
+        return []
+    return [
+        raise_alert(
+            session,
+            severity=WARNING,
+            rule="off_shift",
+            actor=rec.actor,
+            target=rec.target,
+            record=rec,
+            details={"action": rec.action, "shift": shift, "tz": tz},
+        )
+    ]
+
+
+def network_of(ip: str) -> str:
+    """The network an address belongs to for the new-network rule (IPv4 /24, IPv6 /48)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def _insert_ignore(session: Session, model: type, values: dict[str, Any]) -> int:
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return session.execute(ins.values(**values).on_conflict_do_nothing()).rowcount or 0
+
+
+def _rule_new_network(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if not rec.ip or not _is_person(rec.actor) or rec.outcome != events.OK:
+        return []
+    network = network_of(rec.ip)
+    if session.get(AuditKnownNetwork, (rec.actor, network)) is not None:
+        return []
+    seen_before = (
+        session.execute(
+            select(AuditKnownNetwork.network).where(AuditKnownNetwork.actor == rec.actor).limit(1)
+        ).first()
+        is not None
+    )
+    if not _insert_ignore(
+        session, AuditKnownNetwork, {"actor": rec.actor, "network": network, "first_seen": rec.at}
+    ):
+        return []  # a concurrent transaction recorded it first
+    if not seen_before:
+        return []  # the first network of a person is their baseline
+    return [
+        raise_alert(
+            session,
+            severity=WARNING,
+            rule="new_network",
+            actor=rec.actor,
+            record=rec,
+            details={"network": network, "action": rec.action},
+        )
+    ]
+
+
+def _rule_denied_burst(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if rec.outcome not in (events.DENIED, events.FAILED):
+        return []
+    since = rec.at - timedelta(minutes=policy.denied_window_minutes)
+    anonymous = not rec.actor or rec.actor in ("anonymous", "unknown")
+    who = AuditRecord.ip == rec.ip if anonymous else AuditRecord.actor == rec.actor
+    key = f"ip:{rec.ip}" if anonymous else rec.actor
+    count = _count(
+        session,
+        who,
+        AuditRecord.outcome.in_((events.DENIED, events.FAILED)),
+        AuditRecord.at > since,
+        AuditRecord.at <= rec.at,
+    )
+    if count < policy.denied_max or _recent_alert(session, "denied_burst", key, since):
+        return []
+    return [
+        raise_alert(
+            session,
+            severity=WARNING,
+            rule="denied_burst",
+            actor=key,
+            record=rec,
+            details={
+                "count": count,
+                "window_minutes": policy.denied_window_minutes,
+                "last_action": rec.action,
+            },
+        )
+    ]
+
+
+def _rule_session_overlap(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+    if not _is_person(rec.actor) or f'"{events.SESSION}"' not in rec.details:
+        return []
+    details = json.loads(rec.details)
+    ref = str(details.get(events.SESSION) or "")[:64]
+    if not ref:
+        return []
+    device = details.get(events.DEVICE)
+    device = str(device)[:64] if device is not None else None
+    key = (AuditActorSession.actor == rec.actor, AuditActorSession.session_ref == ref)
+    if rec.action == events.SESSION_END:
+        session.execute(update(AuditActorSession).where(*key).values(ended_at=rec.at, last_seen=rec.at))
+        return []
+    if not _insert_ignore(
+        session,
+        AuditActorSession,
+        {
+            "actor": rec.actor,
+            "session_ref": ref,
+            "device": device,
+            "ip": rec.ip,
+            "first_seen": rec.at,
+            "last_seen": rec.at,
+        },
+    ):
+        session.execute(update(AuditActorSession).where(*key).values(last_seen=rec.at))
+    live_since = rec.at - timedelta(minutes=policy.session_idle_minutes)
+    others = session.execute(
+        select(AuditActorSession.session_ref, AuditActorSession.device, AuditActorSession.ip).where(
+            AuditActorSession.actor == rec.actor,
+            AuditActorSession.session_ref != ref,
+            AuditActorSession.ended_at.is_(None),
+            AuditActorSession.last_seen >= live_since,
+        )
+    ).all()
+    clashing = [o for o in others if (o.device or None) != device or (o.ip or None) != rec.ip]
+    if not clashing:
+        return []
+    if _recent_alert(
+        session, "session_overlap", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)
+    ):
+        return []
+    return [
+        raise_alert(
+            session,
+            severity=WARNING,
+            rule="session_overlap",
+            actor=rec.actor,
+            record=rec,
+            details={
+                "sessions": len(clashing) + 1,
+                "ips": sorted({o.ip or "" for o in clashing} | {rec.ip or ""}),
+            },
+        )
+    ]
+
+
+_RULES = (
+    _rule_canary,
+    _rule_delivery_rate,
+    _rule_replay,
+    _rule_off_shift,
+    _rule_new_network,
+    _rule_denied_burst,
+    _rule_session_overlap,
+)
+
+
+def check_event(session: Session, record: AuditRecord) -> list[Alert]:
+    """Run every rule on one appended record; returns the alerts raised (already in the session)."""
+    policy = policy_for(session)
+    raised: list[Alert] = []
+    for rule in _RULES:
+        raised.extend(rule(session, record, policy))
+    return raised
