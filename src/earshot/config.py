@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     webauthn_rp_name: str = "Earshot"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Customer rights and retention (issue 7; GDPR Art. 5(1)(e), 7, 17, 30).
+    consent_text_version: str = "2026-01"  # the consent text currently shown to customers
+    retention_after_consolidation_days: float = Field(30.0, ge=0)  # snippet audio, after grading
+    retention_max_age_days: float = Field(180.0, ge=0)  # everything about a snippet or recording
+    retention_interval_s: float = Field(3600.0, gt=0)  # how often the scheduled sweeper runs
+    controller_name: str = "(set controller_name in earshot.toml)"  # for the Art. 30 record
+    controller_contact: str = "(set controller_contact in earshot.toml)"
+    dpo_contact: str = "(set dpo_contact in earshot.toml)"
 
     @classmethod
     def settings_customise_sources(
