@@ -124,20 +124,42 @@ def upgrade() -> None:
     op.create_table(
         "customers",
         sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("lookup_hash", sa.String(length=64), nullable=False),
+        sa.Column("lookup_hash", sa.String(length=64), nullable=True),
         sa.Column("consented", sa.Boolean(), nullable=False),
         sa.Column("consent_version", sa.String(length=32), nullable=True),
         sa.Column("consent_changed_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("erased_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("lookup_hash", name=op.f("uq_customers_lookup_hash")),
     )
     op.create_table(
         "erased_snippets",
         sa.Column("snippet_id", sa.String(length=32), nullable=False),
+        sa.Column("reason", sa.String(length=16), nullable=False),
         sa.Column("erased_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("snippet_id", name=op.f("pk_erased_snippets")),
     )
+    with op.batch_alter_table("erased_snippets", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_erased_snippets_erased_at"), ["erased_at"], unique=False)
+
+    op.create_table(
+        "erasures",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("customer_id", sa.String(length=32), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("shredded_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("purged_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("snippets", sa.Integer(), nullable=False),
+        sa.Column("recordings", sa.Integer(), nullable=False),
+        sa.Column("blobs", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_erasures")),
+    )
+    with op.batch_alter_table("erasures", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_erasures_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_erasures_status"), ["status"], unique=False)
+
     op.create_table(
         "facilities",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -536,6 +558,14 @@ def downgrade() -> None:
     op.drop_table("products")
     op.drop_table("login_throttle")
     op.drop_table("facilities")
+    with op.batch_alter_table("erasures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_erasures_status"))
+        batch_op.drop_index(batch_op.f("ix_erasures_customer_id"))
+
+    op.drop_table("erasures")
+    with op.batch_alter_table("erased_snippets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_erased_snippets_erased_at"))
+
     op.drop_table("erased_snippets")
     op.drop_table("customers")
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
