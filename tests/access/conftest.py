@@ -24,7 +24,9 @@ def access_only_app(deployment: Deployment) -> FastAPI:
     app = FastAPI()
     app.state.deployment = deployment
     app.add_middleware(SecurityHeaders)
-    app.mount("/static", StaticFiles(directory=str(Path(earshot.web.__file__).parent / "static")), name="static")
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(earshot.web.__file__).parent / "static")), name="static"
+    )
     app.include_router(views.router)
     return app
 
@@ -45,7 +47,9 @@ def new_client(app: FastAPI) -> Iterator[Callable[..., TestClient]]:
     made: list[TestClient] = []
 
     def factory(ip: str = "127.0.0.1", *, user_agent: str = "testclient", port: int = 50000) -> TestClient:
-        c = TestClient(app, client=(ip, port), base_url="http://127.0.0.1", headers={"user-agent": user_agent})
+        c = TestClient(
+            app, client=(ip, port), base_url="http://127.0.0.1", headers={"user-agent": user_agent}
+        )
         c.__enter__()
         made.append(c)
         return c

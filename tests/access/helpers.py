@@ -50,13 +50,20 @@ def hidden(page: str, name: str) -> str:
     return html.unescape(m.group(1))
 
 
-def facility_id(deployment: Any, *, name: str = TEST_FACILITY, networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")) -> str:
+def facility_id(
+    deployment: Any, *, name: str = TEST_FACILITY, networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+) -> str:
     """The id of a facility (created on first use) whose networks cover loopback."""
     with deployment.db.session() as s:
         fac = s.scalar(select(Facility).where(Facility.name == name))
         if fac is None:
-            fac = create_facility(s, name, deployment.settings.allowed_countries[0], list(networks),
-                                  settings=deployment.settings)
+            fac = create_facility(
+                s,
+                name,
+                deployment.settings.allowed_countries[0],
+                list(networks),
+                settings=deployment.settings,
+            )
         return fac.id
 
 
@@ -73,21 +80,31 @@ def vet(deployment: Any, user_id: str, *, days: int = 365) -> None:
     today = utcnow().date()
     with deployment.db.session() as s:
         for kind in KINDS:
-            record_vetting(s, user_id, kind, completed_on=today, expires_on=today + timedelta(days=days),
-                           recorded_by="test")
+            record_vetting(
+                s,
+                user_id,
+                kind,
+                completed_on=today,
+                expires_on=today + timedelta(days=days),
+                recorded_by="test",
+            )
 
 
 def enrol(client: TestClient, enrol_path: str, *, password: str = PASSWORD) -> dict[str, Any]:
     """Use an enrolment link: password, then TOTP. Returns the secret and the recovery codes."""
     r = client.get(enrol_path)
     assert r.status_code == 200, r.text
-    r = client.post(enrol_path, data={"password": password, "password_again": password}, follow_redirects=False)
+    r = client.post(
+        enrol_path, data={"password": password, "password_again": password}, follow_redirects=False
+    )
     assert r.status_code == 303, r.text
     page = client.get("/enrol/mfa")
     assert page.status_code == 200, page.text
     secret = re.search(r'data-secret="([A-Z2-7]+)"', page.text).group(1)
     csrf = hidden(page.text, "csrf_token")
-    r = client.post("/enrol/mfa", data={"code": totp_code(secret), "csrf_token": csrf}, follow_redirects=False)
+    r = client.post(
+        "/enrol/mfa", data={"code": totp_code(secret), "csrf_token": csrf}, follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"] == "/enrol/done", r.text
     done = client.get("/enrol/done")
     codes = re.findall(r"<li><code>([A-Z2-7-]+)</code></li>", done.text)
@@ -96,13 +113,20 @@ def enrol(client: TestClient, enrol_path: str, *, password: str = PASSWORD) -> d
 
 def login(client: TestClient, email: str, password: str, secret: str) -> dict[str, Any]:
     """Sign in through the JSON API (password + TOTP); returns the session answer (user_id, role, csrf)."""
-    r = client.post("/api/v1/session", json={"email": email, "password": password, "totp_code": totp_code(secret)})
+    r = client.post(
+        "/api/v1/session", json={"email": email, "password": password, "totp_code": totp_code(secret)}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def enrol_and_login(
-    client: TestClient, deployment: Any, email: str, role: str, *, vetted: bool = False,
+    client: TestClient,
+    deployment: Any,
+    email: str,
+    role: str,
+    *,
+    vetted: bool = False,
     facility: str | None = None,
 ) -> dict[str, Any]:
     """Invite, enrol with TOTP and sign in. The client keeps the cookie.
@@ -113,5 +137,10 @@ def enrol_and_login(
     session = login(client, email, enrolled["password"], enrolled["totp_secret"])
     if vetted:
         vet(deployment, session["user_id"])
-    return {"user_id": session["user_id"], "role": session["role"], "csrf": session["csrf_token"],
-            "email": email, **enrolled}
+    return {
+        "user_id": session["user_id"],
+        "role": session["role"],
+        "csrf": session["csrf_token"],
+        "email": email,
+        **enrolled,
+    }
