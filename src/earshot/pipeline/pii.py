@@ -100,6 +100,8 @@ _ADDRESS_CUES: tuple[tuple[str, ...], ...] = (
     ("my", "address", "is"), ("address", "is"), ("i", "live", "at"), ("i", "live", "on"),
     ("live", "at"), ("lives", "at"), ("living", "at"), ("we", "live", "at"), ("moved", "to"),
     ("deliver", "to"), ("delivered", "to"), ("send", "it", "to"), ("ship", "to"),
+    ("deliver", "it", "to"), ("house", "is", "at"), ("flat", "is", "at"), ("we're", "at"),
+    ("i'm", "at"), ("postcode", "is"), ("zip", "code", "is"),
     ("address's",), ("located", "at"),
 )  # fmt: skip
 _ADDRESS_LABELS = frozenset(
@@ -283,8 +285,15 @@ _TIME_AFTER = frozenset(
 )
 
 
+_WRITTEN_TIME = re.compile(r"(?:[1-9]|1[0-2])[.:][0-5]\d")
+
+
 def _is_clock_time(run: NumberRun, lows: list[str]) -> bool:
-    """A spoken clock time ("at ten thirty", "seven fifteen pm"): not personal data."""
+    """A clock time ("at ten thirty", "7:15 pm", "at 10.30"): not personal data."""
+    before = lows[run.first - 1] if run.first > 0 else ""
+    after = lows[run.last + 1] if run.last + 1 < len(lows) else ""
+    if run.first == run.last and _WRITTEN_TIME.fullmatch(lows[run.first]):
+        return before in _TIME_BEFORE or after in _TIME_AFTER
     if not run.spoken or run.last - run.first > 2:
         return False
     ws = lows[run.first : run.last + 1]
@@ -300,8 +309,6 @@ def _is_clock_time(run: NumberRun, lows: list[str]) -> bool:
         return False
     if not 10 <= minutes <= 59:
         return False
-    before = lows[run.first - 1] if run.first > 0 else ""
-    after = lows[run.last + 1] if run.last + 1 < len(lows) else ""
     return before in _TIME_BEFORE or after in _TIME_AFTER
 
 
@@ -446,6 +453,16 @@ def _cued_addresses(cores: list[str], lows: list[str]) -> list[_Cand]:
             if written_digits(core) is not None or is_number_word(low):
                 has_number = True
                 last = j
+                # a house number is followed by the street name, whatever the ASR's casing
+                k = j + 1
+                while k < n and k <= j + 2 and _plain_word(lows[k]):
+                    if lows[k] in STREET_SUFFIXES or k == j + 1 or lows[k - 1] not in STREET_SUFFIXES:
+                        last = k
+                    k += 1
+                    if lows[k - 1] in STREET_SUFFIXES:
+                        break
+                j = last + 1
+                continue
             elif low in STREET_SUFFIXES or low in _DIRECTIONS or low in _UNIT_WORDS:
                 last = j
             elif _is_cap(core) and low not in FUNCTION_WORDS:
@@ -458,6 +475,13 @@ def _cued_addresses(cores: list[str], lows: list[str]) -> list[_Cand]:
         if last >= first and (has_number or last > first):
             out.append(_Cand(first, last, "ADDRESS"))
     return out
+
+
+_NOT_STREET = frozenset("tomorrow today tonight please thanks thank next near by".split())
+
+
+def _plain_word(low: str) -> bool:
+    return low.isalpha() and low not in FUNCTION_WORDS and low not in _NOT_STREET
 
 
 def _uk_postcodes(cores: list[str]) -> list[_Cand]:

@@ -31,6 +31,8 @@ SCALES: dict[str, int] = {"hundred": 100, "thousand": 1000}
 REPEATS: dict[str, int] = {"double": 2, "triple": 3, "treble": 3}
 _WEAK_ZERO = {"oh", "o"}  # digits only next to other digits
 SEPARATOR_WORDS = {"dash", "hyphen", "-", "/", "slash"}
+# ASR homophones of digits; counted only between two number words ("six for eight").
+HOMOPHONES: dict[str, str] = {"for": "four", "to": "two", "too": "two", "won": "one", "ate": "eight"}
 
 NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | set(SCALES)
 
@@ -173,6 +175,8 @@ def _kind(core: str, low: str) -> str:
         return "N"
     if low == "and":
         return "A"
+    if low in HOMOPHONES:
+        return "H"
     if low in SEPARATOR_WORDS:
         return "S"
     return "-"
@@ -200,8 +204,10 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
             if k in ("D", "N", "R", "O"):
                 j += 1
                 continue
-            if k in ("A", "S") and j + 2 < n and kinds[j + 2] in ("D", "N", "O", "R"):
+            if k in ("A", "S", "H") and j + 2 < n and kinds[j + 2] in ("D", "N", "O", "R"):
                 if k == "A" and not (lows[j] in ("hundred", "thousand") and kinds[j + 2] == "N"):
+                    break
+                if k == "H" and not _homophone_is_digit(cores, j + 1):
                     break
                 j += 2
                 continue
@@ -235,6 +241,24 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
     return runs
 
 
+def _single_digit(core: str) -> bool:
+    """One digit, written or said ("6", "six", "oh"), possibly with separators ("8.7.6")."""
+    low = core.lower()
+    if low in UNITS:
+        return True
+    digits = written_digits(core)
+    return digits is not None and (len(digits) == 1 or re.fullmatch(r"\d(?:[.\-]\d)+", core) is not None)
+
+
+def _homophone_is_digit(cores: list[str], h: int) -> bool:
+    """ "for"/"to" at h is a digit when it sits inside digits said one by one: single
+    digits on both sides and at least two on one side ("five six for eight", not "2 to 3")."""
+    def single(i: int) -> bool:
+        return 0 <= i < len(cores) and _single_digit(cores[i])
+
+    return single(h - 1) and single(h + 1) and (single(h - 2) or single(h + 2))
+
+
 def _run_digits(cores: list[str], kinds: list[str], lows: list[str]) -> str:
     parts: list[str] = []
     spoken: list[str] = []
@@ -246,6 +270,8 @@ def _run_digits(cores: list[str], kinds: list[str], lows: list[str]) -> str:
             parts.append(written_digits(core) or "")
         elif kind in ("N", "O", "R", "A"):
             spoken.append(low)
+        elif kind == "H":
+            spoken.append(HOMOPHONES[low])
     if spoken:
         parts.append(spoken_to_digits(spoken))
     return "".join(parts)

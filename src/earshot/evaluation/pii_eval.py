@@ -1,0 +1,633 @@
+"""How much planted personal data survives de-identification (`earshot eval --pii`).
+
+Sentences with planted PII (phones, cards, account numbers, sort codes, PINs and codes, SSNs,
+e-mails, names, street addresses, dates of birth; digits said one by one, with "oh" and
+"double", as grouped numbers, and as written digit strings read by the synthesiser) are
+spoken by espeak-ng in several voices, held in memory only. Each goes through the real
+de-identification path (`DeidPipeline().process`, or ASR + `detect_pii` + `redact_audio`
+while that is unavailable). An attacker then runs an ASR on the de-identified audio.
+
+Measured, per PII type:
+- audio recall: 1 - share of planted values the attacker ASR still recovers from the output,
+  among those it recovers from the original audio (and over all planted values);
+- transcript recall: the same for the masked transcript a reviewer reads;
+- precision: masked words that were not personal data (ordinary words of the sentences
+  and whole PII-free control sentences);
+- retained non-PII words: share of the ordinary words still heard by ASR in the output and
+  still in the masked transcript.
+
+Values are synthetic; nothing here stores audio.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import io
+import json
+import random
+import shutil
+import subprocess
+import time
+import wave
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot.pipeline.pii_spoken import UNITS, clean, find_number_runs, luhn_ok
+from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan, Transcript
+
+DEFAULT_VOICES = ["en-us", "en-us+f2", "en-gb-x-rp+m3"]
+DIGIT_TYPES = ("PHONE", "CARD", "ACCOUNT", "SORT_CODE", "PIN", "CODE", "SSN")
+TARGETS = {"digits_recall_min": 0.95, "email_recall_min": 0.95, "name_recall_min": 0.85,
+           "non_pii_kept_min": 0.80}  # fmt: skip
+
+_DIGIT_WORD = {str(k): v for v, k in UNITS.items() if v not in ("o", "nought", "naught")}
+_DIGIT_WORD["0"] = "oh"
+
+
+@dataclass
+class Planted:
+    """One test sentence: what espeak says, the planted value and the ordinary words."""
+
+    type: str  # PII type, or "NONE" for a control sentence
+    form: str  # how the value is said: digits, oh-double, grouped, written, spoken, ...
+    say: str  # text given to espeak-ng
+    value: str  # canonical value: digits, e-mail local part words, name / street words
+    other_words: list[str] = field(default_factory=list)  # non-PII words of the sentence
+
+
+# ------------------------------------------------------------------------ sentence bank
+
+_FIRST = ["Jane", "Robert", "Priya", "Siobhan", "Tariq", "Mei", "Olusegun", "Ingrid", "Mateo",
+          "Aisha", "Dmitri", "Keiko", "Lucas", "Fatima", "Kwame", "Zofia", "Rahul", "Nadia",
+          "Graham", "Esther"]  # fmt: skip
+_LAST = ["Doe", "Okafor", "Kowalczyk", "Nguyen", "Fitzgerald", "Haddad", "Lindqvist", "Tanaka",
+         "Moreau", "Adeyemi", "Brennan", "Castillo", "Whitfield", "Petrov", "Sandoval",
+         "Mbeki", "Harrington", "Delgado"]  # fmt: skip
+_STREETS = ["Maple", "Juniper", "Harbour", "Chestnut", "Willow", "Kingsley", "Elm", "Rosewood",
+            "Ashford", "Larch"]  # fmt: skip
+_SUFFIXES = ["Street", "Road", "Avenue", "Lane", "Drive"]
+_DOMAINS = [("gmail", "com"), ("example", "com"), ("outlook", "com"), ("mail", "co dot uk"),
+            ("yahoo", "com")]  # fmt: skip
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"]  # fmt: skip
+_ORD = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+        "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth",
+        "seventeenth", "eighteenth", "nineteenth", "twentieth", "twenty first",
+        "twenty second", "twenty third", "twenty fourth", "twenty fifth", "twenty sixth",
+        "twenty seventh", "twenty eighth"]  # fmt: skip
+_UNITS_W = ["", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_TEENS_W = ["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+            "seventeen", "eighteen", "nineteen"]  # fmt: skip
+_TENS_W = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+_TEMPLATES: dict[str, list[str]] = {
+    "PHONE": ["My phone number is {v}.", "You can reach me on {v} after six.",
+              "Call me back at {v} please.", "Text me on {v} when you get there."],
+    "CARD": ["My card number is {v}.", "Please charge it to the card {v} thanks.",
+             "The long number on my debit card is {v}."],
+    "ACCOUNT": ["My account number is {v}.", "The reference on the letter is {v}.",
+                "Transfer it to account {v} today."],
+    "SORT_CODE": ["The sort code is {v}.", "Sort code {v}, same branch as before."],
+    "PIN": ["My pin is {v}.", "I think the pin number was {v}."],
+    "CODE": ["The verification code is {v}.", "They sent me the code {v} by text."],
+    "SSN": ["My social security number is {v}."],
+    "EMAIL": ["My email is {v}.", "Send the details to {v} please.",
+              "You can write to me at {v} any time."],
+    "NAME": ["My name is {v}.", "Hi, this is {v} calling about my order.",
+             "Could you ask for {v} at the front desk?",
+             "I was talking with {v} yesterday about the trip.",
+             "Please tell {v} that the parcel arrived."],
+    "ADDRESS": ["I live at {v}.", "Please deliver it to {v} tomorrow morning.",
+                "The house is at {v}, next to the school."],
+    "DATE_OF_BIRTH": ["I was born on {v}.", "My date of birth is {v}."],
+}  # fmt: skip
+_CONTROLS = [
+    "I have two dogs and a cat at home.",
+    "Call me back tomorrow if you have time.",
+    "The meeting starts at ten thirty on Monday.",
+    "Can you turn the volume up a little bit?",
+    "We walked along the river for about an hour.",
+    "Please remind me to buy milk and bread.",
+    "It was a long day but the weather was lovely.",
+    "Set a timer for twenty minutes please.",
+]
+
+
+def _digits_said(digits: str, rng: random.Random, form: str) -> str:
+    """How a digit string is said: one by one, with oh/double, grouped pairs, or written."""
+    if form == "written":
+        return _written_groups(digits)
+    if form == "grouped":
+        parts = [digits[i : i + 2] for i in range(0, len(digits), 2)]
+        return ", ".join(_pair_words(p) for p in parts)
+    words: list[str] = []
+    i = 0
+    while i < len(digits):
+        d = digits[i]
+        if form == "oh-double" and i + 1 < len(digits) and digits[i + 1] == d:
+            words.append("double " + _DIGIT_WORD[d])
+            i += 2
+            continue
+        words.append(_DIGIT_WORD[d] if form == "oh-double" or d != "0" else "zero")
+        i += 1
+        if i % 4 == 0 and i < len(digits):
+            words[-1] += ","
+    return " ".join(words)
+
+
+def _pair_words(p: str) -> str:
+    if len(p) == 1 or p[0] == "0":
+        return " ".join(_DIGIT_WORD[c] for c in p)
+    n = int(p)
+    if n < 20:
+        return _TEENS_W[n - 10]
+    return (_TENS_W[n // 10] + (" " + _UNITS_W[n % 10] if n % 10 else "")).strip()
+
+
+def _written_groups(digits: str) -> str:
+    if len(digits) in (8, 16):
+        return " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    if len(digits) == 11:
+        return f"{digits[:5]} {digits[5:8]} {digits[8:]}"
+    if len(digits) == 7:
+        return f"{digits[:3]} {digits[3:]}"
+    if len(digits) == 10:
+        return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+    if len(digits) == 9:
+        return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
+    if len(digits) == 6:
+        return f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"
+    return digits
+
+
+def _rand_digits(rng: random.Random, n: int, first_nonzero: bool = True) -> str:
+    s = str(rng.randint(1, 9)) if first_nonzero else str(rng.randint(0, 9))
+    return s + "".join(str(rng.randint(0, 9)) for _ in range(n - 1))
+
+
+def _card(rng: random.Random) -> str:
+    body = "4" + _rand_digits(rng, 14, first_nonzero=False)
+    for check in "0123456789":
+        if luhn_ok(body + check):
+            return body + check
+    raise AssertionError("unreachable")
+
+
+def _phone(rng: random.Random) -> str:
+    if rng.random() < 0.5:  # US style
+        return str(rng.choice([212, 415, 617, 303, 512])) + "55501" + _rand_digits(rng, 2, False)
+    return "07" + str(rng.randint(100, 999)) + _rand_digits(rng, 6, False)  # UK mobile
+
+
+def _with_repeat(digits: str, rng: random.Random) -> str:
+    """Make sure a value has a doubled digit so "double" gets exercised."""
+    i = rng.randrange(1, len(digits) - 1)
+    return digits[: i + 1] + digits[i] + digits[i + 1 : -1] if len(digits) > 3 else digits
+
+
+def _year_words(year: int) -> str:
+    hi, lo = divmod(year, 100)
+    hi_w = _pair_words(str(hi))
+    lo_w = "hundred" if lo == 0 else (("oh " + _UNITS_W[lo]) if lo < 10 else _pair_words(str(lo)))
+    return f"{hi_w} {lo_w}"
+
+
+def build_sentences(rng: random.Random, per_type: int = 4) -> list[Planted]:
+    """Planted-PII sentences covering every type and spoken/written form, plus controls."""
+    out: list[Planted] = []
+    digit_forms = ["digits", "oh-double", "written", "grouped"]
+    makers: dict[str, Callable[[], str]] = {
+        "PHONE": lambda: _phone(rng),
+        "CARD": lambda: _card(rng),
+        "ACCOUNT": lambda: _rand_digits(rng, 8),
+        "SORT_CODE": lambda: _rand_digits(rng, 6),
+        "PIN": lambda: _rand_digits(rng, 4),
+        "CODE": lambda: _rand_digits(rng, 6),
+        "SSN": lambda: _rand_digits(rng, 9),
+    }
+    for typ, make in makers.items():
+        for k in range(per_type):
+            form = digit_forms[k % len(digit_forms)]
+            if typ == "CARD" and form == "grouped":
+                form = "digits"
+            digits = make()
+            if form == "oh-double":
+                digits = _with_repeat(digits, rng)
+                if typ == "CARD":
+                    digits = next(digits[:-1] + c for c in "0123456789" if luhn_ok(digits[:-1] + c))
+            said = _digits_said(digits, rng, form)
+            out.append(_fill(typ, form, rng, said, digits))
+    for k in range(per_type):
+        first = rng.choice(_FIRST).lower()
+        last = rng.choice(_LAST).lower()
+        num = rng.randint(1, 99)
+        dom, tld = _DOMAINS[k % len(_DOMAINS)]
+        sep = ["dot", "underscore", "dot", ""][k % 4]
+        local_said = f"{first} {sep} {last}" if sep else f"{first}{num}"
+        local_val = f"{first} {last}" if sep else f"{first} {num}"
+        out.append(_fill("EMAIL", "spoken", rng, f"{local_said} at {dom} dot {tld}", local_val))
+    for k in range(per_type + 2):
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        value = f"{first} {last}" if k % 3 != 2 else first
+        out.append(_fill("NAME", "spoken", rng, value, value))
+    for _ in range(per_type):
+        num = rng.randint(2, 240)
+        street = f"{rng.choice(_STREETS)} {rng.choice(_SUFFIXES)}"
+        out.append(_fill("ADDRESS", "spoken", rng, f"{num} {street}", f"{num} {street}"))
+    for k in range(per_type):
+        month, day = rng.randrange(12), rng.randrange(28)
+        year = rng.randint(1940, 2005)
+        if k % 2:
+            said = f"the {_ORD[day]} of {_MONTHS[month]} {_year_words(year)}"
+        else:
+            said = f"{_MONTHS[month]} {_ORD[day]}, {year}"
+        out.append(_fill("DATE_OF_BIRTH", "spoken" if k % 2 else "written", rng, said, str(year)))
+    for text in _CONTROLS:
+        out.append(Planted("NONE", "control", text, "", _words(text)))
+    return out
+
+
+def _fill(typ: str, form: str, rng: random.Random, said: str, value: str) -> Planted:
+    template = rng.choice(_TEMPLATES[typ])
+    before, _, after = template.partition("{v}")
+    return Planted(typ, form, before + said + after, value, _words(before + " " + after))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (_norm_word(t) for t in text.split()) if w]
+
+
+def _norm_word(t: str) -> str:
+    return "".join(c for c in t.lower() if c.isalpha() or c == "'")
+
+
+# ---------------------------------------------------------------------- audio & recovery
+
+
+def synthesize(text: str, voice: str, speed: int = 160) -> Audio:
+    """espeak-ng speech for `text`, captured from stdout in memory, as float32 16 kHz."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed; it is needed to synthesise PII sentences")
+    proc = subprocess.run(  # noqa: S603 - fixed executable, text passed as one argument
+        [exe, "-v", voice, "-s", str(speed), "--stdout", text],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return wav_bytes_to_audio(proc.stdout)
+
+
+def wav_bytes_to_audio(data: bytes) -> Audio:
+    """Decode 16-bit PCM WAV bytes (espeak's streamed header has bogus sizes) to 16 kHz."""
+    from scipy.signal import resample_poly
+
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+    except (wave.Error, EOFError) as exc:
+        raise ValueError("not a PCM WAV stream") from exc
+    pos = data.find(b"data")
+    if pos < 0 or width != 2:
+        raise ValueError("unsupported WAV stream")
+    body = data[pos + 8 :]
+    pcm = np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    if channels > 1:
+        pcm = pcm[: len(pcm) // channels * channels].reshape(-1, channels).mean(axis=1)
+    if rate != SAMPLE_RATE:
+        g = np.gcd(rate, SAMPLE_RATE)
+        pcm = resample_poly(pcm, SAMPLE_RATE // g, rate // g).astype(np.float32)
+    return np.ascontiguousarray(pcm, dtype=np.float32)
+
+
+def text_digits(text: str) -> str:
+    """All digits said or written in `text`, in order ("five 5-5" -> "555")."""
+    cores = [clean(w) for w in text.split()]
+    return "".join(r.digits for r in find_number_runs(cores, min_digits=1))
+
+
+def _longest_common_run(a: str, b: str) -> int:
+    if not a or not b:
+        return 0
+    m = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return m.size
+
+
+def _fuzzy_in(word: str, hyp_words: Sequence[str], ratio: float = 0.8) -> bool:
+    word = _norm_word(word)
+    if not word:
+        return False
+    return any(
+        w == word or difflib.SequenceMatcher(None, w, word).ratio() >= ratio for w in hyp_words
+    )
+
+
+def recovered(item: Planted, text: str) -> tuple[bool, bool]:
+    """(fully recovered, partly leaked) for the planted value in an ASR/masked `text`.
+
+    Digits: full = the whole digit string appears; partly = 4+ consecutive digits of it
+    (all of it when shorter). Names/e-mails: full = every word of the value appears
+    (fuzzy, ratio >= 0.8); partly = any word. Addresses: the street name (full) or the
+    house number (partly). Dates of birth: the year.
+    """
+    if item.type in DIGIT_TYPES:
+        digits = text_digits(text)
+        full = item.value in digits
+        part = _longest_common_run(item.value, digits) >= min(4, len(item.value))
+        return full, part or full
+    hyp = _words(text)
+    if item.type == "DATE_OF_BIRTH":
+        full = item.value in text_digits(text)
+        return full, full
+    if item.type == "ADDRESS":
+        num, *street = item.value.split()
+        street_ok = _fuzzy_in(street[0], hyp)
+        num_ok = num in text_digits(text)
+        return street_ok, street_ok or num_ok
+    words = item.value.split()
+    hits = [
+        _fuzzy_in(w, hyp) if not w.isdigit() else w in text_digits(text) for w in words
+    ]
+    return all(hits), any(hits)
+
+
+# ---------------------------------------------------------------------- the pipeline path
+
+
+class _Path:
+    """The de-identification path under test: DeidPipeline if present, else ASR+PII+redact."""
+
+    def __init__(self) -> None:
+        self.name = "fallback: asr + detect_pii + redact_audio"
+        self._pipeline: Any = None
+        try:
+            from earshot.pipeline.deid import DeidPipeline
+
+            self._pipeline = DeidPipeline()
+            self.name = "earshot.pipeline.deid.DeidPipeline"
+        except ImportError:
+            self._pipeline = None
+        from earshot.pipeline.asr import get_transcriber
+
+        self.asr = get_transcriber()
+
+    def process(self, audio: Audio) -> tuple[Audio, str, list[PiiSpan]]:
+        """(audio a reviewer hears, masked transcript, spans) for one utterance."""
+        if self._pipeline is not None:
+            result = self._pipeline.process(audio)
+            snippets = result if isinstance(result, list | tuple) else [result]
+            if not snippets:
+                return np.zeros(0, np.float32), "", []
+            out_audio = np.concatenate([np.asarray(s.audio, np.float32) for s in snippets])
+            text = " ".join(s.transcript for s in snippets if s.transcript)
+            return out_audio, text, [p for s in snippets for p in s.pii]
+        from earshot.pipeline.pii import detect_pii, mask_transcript
+        from earshot.pipeline.redact import redact_audio
+
+        tr = self.asr.transcribe(audio)
+        spans = detect_pii(tr)
+        return redact_audio(audio, spans), mask_transcript(tr, spans), spans
+
+    def transcript(self, audio: Audio) -> Transcript:
+        """The product ASR's unmasked transcript of the original (for precision)."""
+        return self.asr.transcribe(audio)
+
+
+def _progress_fn(progress: Callable[..., None] | None) -> Callable[[str, int, int], None]:
+    """Accept both progress(message) and progress(stage, done, total) callbacks."""
+    if progress is None:
+        return lambda _s, _d, _t: None
+    try:
+        n = len(inspect.signature(progress).parameters)
+    except (TypeError, ValueError):
+        n = 3
+    if n >= 3:
+        return progress
+    return lambda s, d, t: progress(f"{s} {d}/{t}")
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def run_pii_eval(
+    work_dir: Path,
+    *,
+    voices: list[str] | None = None,
+    progress: Callable[..., None] | None = None,
+    per_type: int = 4,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Synthesise planted-PII sentences, de-identify them, and measure what an ASR recovers.
+
+    Writes `pii_eval.json` (summary and per-sentence rows, synthetic values only) into
+    `work_dir` and returns the summary (JSON-serialisable).
+    """
+    from earshot.evaluation.asr import WhisperJudge
+    from earshot.pipeline.pii import detect_pii
+
+    report_progress = _progress_fn(progress)
+    voices = voices or list(DEFAULT_VOICES)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    path = _Path()
+    judge = WhisperJudge()
+    rows: list[dict[str, Any]] = []
+    jobs = [
+        (voice, item)
+        for v_i, voice in enumerate(voices)
+        for item in build_sentences(random.Random(seed * 1000 + v_i), per_type)
+    ]
+    audio_s = 0.0
+    for n, (voice, item) in enumerate(jobs):
+        report_progress("PII sentences", n, len(jobs))
+        audio = synthesize(item.say, voice)
+        audio_s += len(audio) / SAMPLE_RATE
+        out_audio, masked, spans = path.process(audio)
+        hyp_orig = judge.transcribe(audio)
+        hyp_out = judge.transcribe(out_audio) if len(out_audio) else ""
+        transcript = path.transcript(audio)
+        own_spans = detect_pii(transcript)
+        rows.append(_row(voice, item, hyp_orig, hyp_out, masked, transcript, own_spans, spans))
+    report_progress("PII sentences", len(jobs), len(jobs))
+
+    summary = summarise(rows)
+    summary.update(
+        {
+            "path": path.name,
+            "attacker_asr": "faster-whisper tiny.en (int8, greedy), evaluation.asr.WhisperJudge",
+            "voices": voices,
+            "sentences": len(rows),
+            "audio_s": round(audio_s, 1),
+            "elapsed_s": round(time.perf_counter() - t_start, 1),
+            "seed": seed,
+            "sentences_per_type": per_type,
+        }
+    )
+    (work_dir / "pii_eval.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return summary
+
+
+def _row(
+    voice: str,
+    item: Planted,
+    hyp_orig: str,
+    hyp_out: str,
+    masked: str,
+    transcript: Transcript,
+    own_spans: list[PiiSpan],
+    path_spans: list[PiiSpan],
+) -> dict[str, Any]:
+    orig_full, orig_part = recovered(item, hyp_orig) if item.type != "NONE" else (False, False)
+    out_full, out_part = recovered(item, hyp_out) if item.type != "NONE" else (False, False)
+    txt_full, txt_part = recovered(item, masked) if item.type != "NONE" else (False, False)
+    ref = Counter(item.other_words)
+    orig_words = Counter(_words(hyp_orig))
+    heard = ref & orig_words  # ordinary words ASR gets from the original
+    still_heard = heard & Counter(_words(hyp_out))
+    unmasked = Counter(_words(transcript.text))
+    in_text = ref & unmasked
+    still_text = in_text & Counter(_words(masked))
+    # precision of detect_pii on the product ASR's transcript: masked words that are
+    # ordinary words of the sentence (or anything, in a control sentence)
+    value_words = Counter(_words(item.value))
+    masked_words = 0
+    false_words = 0
+    budget = Counter(ref)
+    for s in own_spans:
+        for w in transcript.words[s.first_word : s.last_word + 1]:
+            masked_words += 1
+            nw = _norm_word(w.text)
+            if item.type == "NONE":
+                false_words += 1
+            elif nw and budget[nw] > 0 and value_words[nw] == 0:
+                budget[nw] -= 1
+                false_words += 1
+    return {
+        "voice": voice,
+        "type": item.type,
+        "form": item.form,
+        "value": item.value,
+        "said": item.say,
+        "hyp_original": hyp_orig,
+        "hyp_deid": hyp_out,
+        "masked": masked,
+        "detected": [s.type for s in path_spans],
+        "orig_full": orig_full,
+        "orig_part": orig_part,
+        "audio_full": out_full,
+        "audio_part": out_part,
+        "text_full": txt_full,
+        "text_part": txt_part,
+        "other_ref": sum(ref.values()),
+        "other_heard_orig": sum(heard.values()),
+        "other_heard_deid": sum(still_heard.values()),
+        "other_in_asr": sum(in_text.values()),
+        "other_in_masked": sum(still_text.values()),
+        "masked_words": masked_words,
+        "false_masked_words": false_words,
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
+    """Per-type recall (audio, transcript), precision and retained ordinary words."""
+    per_type: dict[str, dict[str, object]] = {}
+    types = sorted({r["type"] for r in rows if r["type"] != "NONE"})
+    for typ in types:
+        rs = [r for r in rows if r["type"] == typ]
+        ok = [r for r in rs if r["orig_full"]]
+        per_type[typ] = {
+            "planted": len(rs),
+            "recoverable_in_original": len(ok),
+            # primary: among values the attacker gets from the original audio
+            "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
+            "audio_recall_partial": _ratio(sum(not r["audio_part"] for r in ok), len(ok)),
+            "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
+            "text_recall_partial": _ratio(sum(not r["text_part"] for r in ok), len(ok)),
+            # over every planted value
+            "audio_recovered_share_all": _ratio(sum(r["audio_full"] for r in rs), len(rs)),
+            "text_recovered_share_all": _ratio(sum(r["text_full"] for r in rs), len(rs)),
+            "by_form": {
+                form: _ratio(
+                    sum(not r["audio_full"] for r in ok if r["form"] == form),
+                    sum(1 for r in ok if r["form"] == form),
+                )
+                for form in sorted({r["form"] for r in rs})
+            },
+        }
+
+    def group(names: Sequence[str]) -> dict[str, object]:
+        ok = [r for r in rows if r["type"] in names and r["orig_full"]]
+        return {
+            "recoverable": len(ok),
+            "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
+            "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
+            "audio_recall_partial": _ratio(sum(not r["audio_part"] for r in ok), len(ok)),
+            "text_recall_partial": _ratio(sum(not r["text_part"] for r in ok), len(ok)),
+        }
+
+    masked = sum(r["masked_words"] for r in rows)
+    false = sum(r["false_masked_words"] for r in rows)
+    controls = [r for r in rows if r["type"] == "NONE"]
+    groups = {
+        "digits": group(DIGIT_TYPES),
+        "email": group(["EMAIL"]),
+        "name": group(["NAME"]),
+        "address": group(["ADDRESS"]),
+        "date_of_birth": group(["DATE_OF_BIRTH"]),
+    }
+    kept_audio = _ratio(
+        sum(r["other_heard_deid"] for r in rows), sum(r["other_heard_orig"] for r in rows)
+    )
+    kept_text = _ratio(sum(r["other_in_masked"] for r in rows), sum(r["other_in_asr"] for r in rows))
+    summary: dict[str, object] = {
+        "groups": groups,
+        "per_type": per_type,
+        "precision_words": _ratio(masked - false, masked),
+        "false_masked_words": false,
+        "masked_words": masked,
+        "control_sentences": len(controls),
+        "control_sentences_with_detection": sum(1 for r in controls if r["masked_words"]),
+        "non_pii_kept_audio": kept_audio,
+        "non_pii_kept_text": kept_text,
+        "non_pii_kept_audio_vs_reference": _ratio(
+            sum(r["other_heard_deid"] for r in rows), sum(r["other_ref"] for r in rows)
+        ),
+        "non_pii_kept_text_vs_reference": _ratio(
+            sum(r["other_in_masked"] for r in rows), sum(r["other_ref"] for r in rows)
+        ),
+        "targets": TARGETS,
+    }
+    summary["pass"] = _passes(groups, kept_audio, kept_text)
+    return summary
+
+
+def _passes(groups: dict[str, Any], kept_audio: float | None, kept_text: float | None) -> bool:
+    def ge(v: object, t: float) -> bool:
+        return isinstance(v, float | int) and v >= t
+
+    return all(
+        [
+            ge(groups["digits"]["audio_recall"], TARGETS["digits_recall_min"]),
+            ge(groups["digits"]["text_recall"], TARGETS["digits_recall_min"]),
+            ge(groups["email"]["audio_recall"], TARGETS["email_recall_min"]),
+            ge(groups["email"]["text_recall"], TARGETS["email_recall_min"]),
+            ge(groups["name"]["audio_recall"], TARGETS["name_recall_min"]),
+            ge(groups["name"]["text_recall"], TARGETS["name_recall_min"]),
+            ge(kept_audio, TARGETS["non_pii_kept_min"]),
+            ge(kept_text, TARGETS["non_pii_kept_min"]),
+        ]
+    )
+
+
+def planted_as_dict(item: Planted) -> dict[str, Any]:
+    """A planted sentence as plain data (for tests and debugging)."""
+    return asdict(item)
