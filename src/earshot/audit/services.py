@@ -129,10 +129,10 @@ def _create_head(session: Session, dialect: str) -> None:
         "root": frontier.root(),
         "updated_at": utcnow(),
     }
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(AuditHead)
-    result = session.execute(ins.values(**values).on_conflict_do_nothing())
-    if result.rowcount and nodes:
-        session.execute(insert(AuditNode), nodes)
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = session.execute(dialect_insert(AuditHead).values(**values).on_conflict_do_nothing())
+    if result.rowcount and nodes:  # the node cache may survive from before; keep what is there
+        session.execute(dialect_insert(AuditNode).on_conflict_do_nothing(), nodes)
 
 
 def _stored_nodes(formed: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:

@@ -1,0 +1,156 @@
+"""Appending: in the caller's transaction, contiguous under concurrency, checkpointed at an interval."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select, text
+
+from earshot.audit import services
+from earshot.audit.checkpoints import maybe_checkpoint, read_file
+from earshot.audit.context import install
+from earshot.audit.models import AuditCheckpoint, AuditRecord
+from earshot.audit.verify import verify_deployment
+
+from .conftest import fill
+
+
+def seqs(dep) -> list[int]:
+    with dep.db.engine.connect() as conn:
+        return list(conn.execute(text("SELECT seq FROM audit_records ORDER BY seq")).scalars())
+
+
+def test_no_record_survives_a_rolled_back_action(dep):
+    with pytest.raises(RuntimeError):
+        with dep.db.session() as session:
+            services.record(session, actor="user:a", action="task.assigned", target="s1", monitor=False)
+            raise RuntimeError("the action failed")
+    assert seqs(dep) == []
+    with dep.db.session() as session:
+        rec = services.record(session, actor="user:a", action="task.assigned", target="s2", monitor=False)
+        assert rec.seq == 1
+        # a savepoint rolled back takes its record (and the head) with it
+        nested = session.begin_nested()
+        services.record(session, actor="user:a", action="task.graded", target="s2", monitor=False)
+        nested.rollback()
+        assert services.record(session, actor="user:a", action="task.graded", monitor=False).seq == 2
+    assert seqs(dep) == [1, 2]
+    assert verify_deployment(dep).ok
+
+
+def test_content_and_direct_identifiers_are_refused(dep):
+    with dep.db.session() as session:
+        for key in ("transcript", "audio", "email", "Customer_External_Id"):
+            with pytest.raises(ValueError):
+                services.record(session, actor="user:a", action="task.graded", details={key: "x"})
+
+
+def test_batched_appends_are_contiguous_and_verify(dep):
+    with dep.db.session() as session:
+        services.record(session, actor="user:a", action="login.success", monitor=False)
+        n = services.record_many(
+            session,
+            (
+                services.Event(actor="pipeline", action="pipeline.processed", target=f"r{i}")
+                for i in range(300)
+            ),
+        )
+        assert n == 300
+        services.record(session, actor="user:a", action="session.end", monitor=False)
+    assert seqs(dep) == list(range(1, 303))
+    assert verify_deployment(dep).ok
+
+
+def test_checkpoints_are_written_every_n_records_after_commit(dep):
+    ctx = install(dep)
+    ctx.every_records = 10
+    fill(dep, 35, per_tx=5)
+    with dep.db.session() as session:
+        sizes = list(session.scalars(select(AuditCheckpoint.tree_size).order_by(AuditCheckpoint.id)))
+    assert sizes == [10, 20, 30]
+    in_file, bad = read_file(ctx.checkpoint_file)
+    assert [c.tree_size for c in in_file] == sizes and not bad
+    assert verify_deployment(dep).ok
+
+
+def test_the_scheduler_hook_checkpoints_when_the_interval_has_passed(dep):
+    ctx = install(dep)
+    fill(dep, 3)
+    first = maybe_checkpoint(dep)  # no anchor at all yet: sign at once
+    assert first is not None and first.tree_size == 3
+    fill(dep, 3)
+    assert maybe_checkpoint(dep) is None  # 3 more records, interval not reached
+    ctx.every_seconds = 0
+    cp = maybe_checkpoint(dep)
+    assert cp is not None and cp.tree_size == 6
+    assert maybe_checkpoint(dep) is None  # nothing new since
+
+
+def test_concurrent_transactions_never_collide_or_fork(dep):
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        try:
+            for i in range(30):
+                with dep.db.session() as session:
+                    services.record(
+                        session,
+                        actor=f"user:{name}",
+                        action="task.assigned",
+                        target=f"{name}{i}",
+                        monitor=False,
+                    )
+                    services.record(
+                        session,
+                        actor=f"user:{name}",
+                        action="audio.delivered",
+                        target=f"{name}{i}",
+                        monitor=False,
+                    )
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"t{k}",)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert seqs(dep) == list(range(1, 241))
+    # each transaction's two records are adjacent: appenders were serialised on the head row
+    with dep.db.session() as session:
+        rows = session.execute(select(AuditRecord.seq, AuditRecord.actor).order_by(AuditRecord.seq)).all()
+        assert all(rows[i].actor == rows[i + 1].actor for i in range(0, 240, 2))
+        assert session.scalar(select(func.count()).select_from(AuditRecord)) == 240
+    assert verify_deployment(dep).ok
+
+
+def test_a_second_appender_waits_for_the_first(dep):
+    first = dep.db.sessionmaker()
+    services.record(first, actor="user:a", action="task.assigned", monitor=False)  # holds the head
+    done = threading.Event()
+
+    def second() -> None:
+        with dep.db.session() as session:
+            services.record(session, actor="user:b", action="task.assigned", monitor=False)
+        done.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    assert not done.wait(0.5)  # blocked behind the first transaction
+    first.commit()
+    first.close()
+    t.join(10)
+    assert done.is_set()
+    assert seqs(dep) == [1, 2]
+    assert verify_deployment(dep).ok
+
+
+def test_a_log_without_a_head_row_is_continued_not_restarted(dep):
+    fill(dep, 9)
+    with dep.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_head"))
+    fill(dep, 3)
+    assert seqs(dep) == list(range(1, 13))
+    assert verify_deployment(dep).ok
