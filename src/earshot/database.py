@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "earshot.review.models",
     "earshot.access.models",
     "earshot.audit.models",
+    "earshot.review.delivery_models",
 )
 
 NAMING = {

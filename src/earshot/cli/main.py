@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from earshot.cli import customers, deid, export, intake, serve
+from earshot.cli import customers, deid, export, intake, privacy_ops, serve, trace, users
+from earshot.cli.audit import audit_app
 from earshot.cli.eval import eval_cmd
 
 app = typer.Typer(
@@ -22,8 +23,13 @@ app.command("ingest")(intake.ingest)
 app.command("deid")(deid.deid)
 app.command("export")(export.export)
 app.command("eval")(eval_cmd)
+app.command("trace")(trace.trace)
 app.add_typer(intake.products_app, name="products")
 app.add_typer(customers.customers_app, name="customers")
+app.add_typer(users.users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_ops.retention_app, name="retention")
+app.add_typer(privacy_ops.report_app, name="report")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,11 +24,12 @@ def create_app(deployment: Deployment) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     from earshot.access import views as access_views
+    from earshot.audit import views as audit_views
     from earshot.intake import views as intake_views
     from earshot.privacy import views as privacy_views
     from earshot.review import views as review_views
 
-    for module in (access_views, intake_views, privacy_views, review_views):
+    for module in (access_views, audit_views, intake_views, privacy_views, review_views):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])
