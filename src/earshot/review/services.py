@@ -1,8 +1,8 @@
-"""Snippets in the review queue: storing them, leasing them to reviewers, grades and export.
+"""Snippets in the review queue: storing them, leasing them to reviewers, grades, gold and export.
 
-Assignment is the server's choice alone (threat model: a reviewer must not steer towards a
-recording or customer): random order, never two snippets of one recording to one reviewer,
-never the same customer within a window, leases that expire.
+Assignment is the server's choice alone (threat model: a reviewer must not steer towards a recording or
+customer): see `earshot.review.assignment`. A grade is accepted only from the reviewer holding the lease,
+after the audio was delivered and could have been heard to the end (`mark_played`), once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from earshot.audit import services as audit
@@ -21,20 +21,33 @@ from earshot.database import utcnow
 from earshot.deployment import Deployment
 from earshot.intake.models import Recording
 from earshot.pipeline.types import DeidSnippet
-from earshot.pipeline.wavio import encode_wav
-from earshot.review.models import Assignment, Grade, Snippet
+from earshot.review import consolidation
+from earshot.review.assignment import (  # noqa: F401 - part of this module's interface
+    QuotaReached,
+    active_assignment,
+    expire_leases,
+    next_assignment,
+)
+from earshot.review.escalation import GRADE_FLAGS
+from earshot.review.models import Assignment, Consolidation, Grade, Snippet
+from earshot.review.policy import MAX_PLAYBACK_SPEED, policy_for
+from earshot.review.store import (  # noqa: F401 - part of this module's interface
+    InvalidGrade,
+    NotFound,
+    NotPlayed,
+    claim,
+    lock_snippet,
+    owned_active,
+    remove_snippet,
+)
+from earshot.review.text import wer
+from earshot.review.wav import encode_wav
 
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(minutes=10)  # defaults; the deployment's ReviewPolicy decides
 CUSTOMER_WINDOW = timedelta(days=30)
-MAX_TRANSCRIPT_CHARS = 2000
-
-
-class NotFound(Exception):
-    """Nothing this reviewer may see under that id (also used for other reviewers' work)."""
-
-
-class InvalidGrade(ValueError):
-    """The submitted grade is malformed."""
+MAX_TRANSCRIPT_CHARS = consolidation.MAX_TRANSCRIPT_CHARS
+PLAY_SLACK_S = 0.3  # network and decoding time the played-to-end check allows for
+GOLD_GRADERS = 1_000_000_000  # a gold snippet never runs out of slots
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,8 @@ class TaskView:
     transcript: str
     duration_s: float
     lease_expires_at: datetime
+    audio_fetched: bool = False
+    played: bool = False
 
 
 # -- storing ------------------------------------------------------------------------------------
@@ -73,17 +88,35 @@ def add_snippet(
     session.flush()
     vault = deployment.vault
     row.audio_blob_id = vault.put_blob(session, recording.customer_id, encode_wav(snippet.audio))
-    row.transcript_enc = vault.seal_text(session, recording.customer_id, f"snippet:{row.id}:text", snippet.transcript)
+    row.transcript_enc = vault.seal_text(
+        session, recording.customer_id, f"snippet:{row.id}:text", snippet.transcript
+    )
     session.flush()
     return row
 
 
-def remove_snippet(session: Session, deployment: Deployment, snippet: Snippet) -> None:
-    """Delete a snippet, its audio blob, and (by cascade) its assignments and grades."""
-    if snippet.audio_blob_id:
-        deployment.vault.delete_blob(snippet.audio_blob_id)
-    session.delete(snippet)
+def make_gold(
+    session: Session,
+    deployment: Deployment,
+    snippet: Snippet,
+    answer: str,
+    *,
+    intent_correct: bool | None = None,
+    actor: str = "cli:admin",
+) -> Snippet:
+    """Turn a snippet into a gold snippet with a known answer, mixed into reviewers' queues to score them.
+
+    Gold snippets obey the same unlinkability rules, are never exported, and never run out of slots.
+    """
+    snippet.gold_transcript_enc = deployment.vault.seal_text(
+        session, snippet.customer_id, f"gold:{snippet.id}:text", answer.strip()
+    )
+    snippet.gold_intent_correct = intent_correct
+    snippet.status = "gold"
+    snippet.graders_needed = GOLD_GRADERS
     session.flush()
+    audit.record(session, actor=actor, action="snippet.gold", target=snippet.id)
+    return snippet
 
 
 def delete_pending_snippets(session: Session, deployment: Deployment, customer_id: str) -> int:
@@ -105,114 +138,125 @@ def delete_pending_snippets(session: Session, deployment: Deployment, customer_i
     return removed
 
 
-# -- leasing ------------------------------------------------------------------------------------
-def expire_leases(session: Session, now: datetime | None = None) -> int:
-    """Return expired leases' snippets to the pool."""
-    now = now or utcnow()
-    expired = list(
-        session.scalars(
-            select(Assignment).where(Assignment.status == "active", Assignment.lease_expires_at <= now)
-        )
-    )
-    for assignment in expired:
-        assignment.status = "expired"
-        session.execute(
-            update(Snippet)
-            .where(Snippet.id == assignment.snippet_id, Snippet.in_flight > 0)
-            .values(in_flight=Snippet.in_flight - 1)
-        )
-    session.flush()
-    return len(expired)
-
-
-def _active_assignment(session: Session, reviewer_id: str, now: datetime) -> Assignment | None:
-    return session.scalar(
-        select(Assignment).where(
-            Assignment.reviewer_id == reviewer_id,
-            Assignment.status == "active",
-            Assignment.lease_expires_at > now,
-        )
-    )
-
-
-def next_assignment(
-    session: Session, deployment: Deployment, reviewer_id: str, *, ip: str | None = None
-) -> Assignment | None:
-    """The reviewer's current lease, or a new one on a random eligible snippet (None if none)."""
-    now = utcnow()
-    current = _active_assignment(session, reviewer_id, now)
-    if current is not None:
-        return current
-    expire_leases(session, now)
-    seen_recordings = select(Assignment.recording_id).where(Assignment.reviewer_id == reviewer_id)
-    recent_customers = select(Assignment.customer_id).where(
-        Assignment.reviewer_id == reviewer_id, Assignment.assigned_at > now - CUSTOMER_WINDOW
-    )
-    eligible = and_(
-        Snippet.status == "queued",
-        Snippet.grades_done + Snippet.in_flight < Snippet.graders_needed,
-        Snippet.recording_id.not_in(seen_recordings),
-        Snippet.customer_id.not_in(recent_customers),
-    )
-    start = random.random()
-    snippet = None
-    for window in (Snippet.rand >= start, Snippet.rand < start):
-        stmt = select(Snippet).where(eligible, window).order_by(Snippet.rand).limit(1)
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        snippet = session.scalar(stmt)
-        if snippet is not None:
-            break
-    if snippet is None:
-        return None
-    snippet.in_flight += 1
-    assignment = Assignment(
-        snippet_id=snippet.id,
-        reviewer_id=reviewer_id,
-        recording_id=snippet.recording_id,
-        customer_id=snippet.customer_id,
-        lease_expires_at=now + LEASE,
-    )
-    session.add(assignment)
-    session.flush()
-    audit.record(session, actor=f"user:{reviewer_id}", action="task.assigned", target=snippet.id, ip=ip,
-                 details={"assignment": assignment.id})
-    return assignment
-
-
-def _owned_active(session: Session, reviewer_id: str, assignment_id: str) -> Assignment:
-    assignment = session.get(Assignment, assignment_id)
-    if (
-        assignment is None
-        or assignment.reviewer_id != reviewer_id
-        or assignment.status != "active"
-        or assignment.lease_expires_at <= utcnow()
-    ):
-        raise NotFound("no such task")
-    return assignment
-
-
+# -- the reviewer's task -------------------------------------------------------------------------
 def task_view(session: Session, deployment: Deployment, reviewer_id: str, assignment_id: str) -> TaskView:
-    assignment = _owned_active(session, reviewer_id, assignment_id)
+    """The reviewer's own active task: masked machine transcript and timing, never ids of the source."""
+    assignment = owned_active(session, reviewer_id, assignment_id)
     snippet = session.get(Snippet, assignment.snippet_id)
     if snippet is None:
         raise NotFound("no such task")
-    text = deployment.vault.open_text(session, snippet.customer_id, f"snippet:{snippet.id}:text", snippet.transcript_enc)
-    return TaskView(assignment.id, text, snippet.duration_s, assignment.lease_expires_at)
+    text = deployment.vault.open_text(
+        session, snippet.customer_id, f"snippet:{snippet.id}:text", snippet.transcript_enc
+    )
+    return TaskView(
+        assignment.id,
+        text,
+        snippet.duration_s,
+        assignment.lease_expires_at,
+        audio_fetched=assignment.audio_first_at is not None,
+        played=assignment.played_at is not None,
+    )
+
+
+def task_state(session: Session, reviewer_id: str, assignment_id: str) -> str:
+    """'active' while the reviewer may still work on the task, else 'gone' (expired, withdrawn, done)."""
+    try:
+        owned_active(session, reviewer_id, assignment_id)
+    except NotFound:
+        return "gone"
+    return "active"
+
+
+def note_delivery(session: Session, assignment: Assignment, now: datetime | None = None) -> None:
+    """Record that the lease holder was sent the audio (the first delivery starts the listening clock)."""
+    now = now or utcnow()
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment.id)
+        .values(deliveries=Assignment.deliveries + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment.id, Assignment.audio_first_at.is_(None))
+        .values(audio_first_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def task_audio_source(
+    session: Session, deployment: Deployment, reviewer_id: str, assignment_id: str
+) -> tuple[Assignment, Snippet, bytes]:
+    """The lease, its snippet and the decrypted audio, for the reviewer holding the lease (nothing recorded:
+    callers that deliver it call `note_delivery` and audit)."""
+    assignment = owned_active(session, reviewer_id, assignment_id)
+    snippet = session.get(Snippet, assignment.snippet_id)
+    if snippet is None or snippet.audio_blob_id is None or snippet.status not in ("queued", "gold", "graded"):
+        raise NotFound("no such task")
+    return assignment, snippet, deployment.vault.get_blob(session, snippet.customer_id, snippet.audio_blob_id)
 
 
 def task_audio(
     session: Session, deployment: Deployment, reviewer_id: str, assignment_id: str, *, ip: str | None = None
 ) -> bytes:
-    """Decrypt the snippet audio for the reviewer holding the lease; recorded in the audit log."""
-    assignment = _owned_active(session, reviewer_id, assignment_id)
-    snippet = session.get(Snippet, assignment.snippet_id)
-    if snippet is None or snippet.audio_blob_id is None:
-        raise NotFound("no such task")
-    audio = deployment.vault.get_blob(session, snippet.customer_id, snippet.audio_blob_id)
-    audit.record(session, actor=f"user:{reviewer_id}", action="audio.delivered", target=snippet.id, ip=ip,
-                 details={"assignment": assignment.id, "duration_s": snippet.duration_s})
+    """Decrypt the snippet audio for the reviewer holding the lease; recorded on the lease and in the log."""
+    assignment, snippet, audio = task_audio_source(session, deployment, reviewer_id, assignment_id)
+    note_delivery(session, assignment)
+    audit.record(
+        session,
+        actor=f"user:{reviewer_id}",
+        action="audio.delivered",
+        target=snippet.id,
+        ip=ip,
+        details={"assignment": assignment.id, "duration_s": snippet.duration_s},
+    )
     return audio
+
+
+def mark_played(
+    session: Session, deployment: Deployment, reviewer_id: str, assignment_id: str, *, ip: str | None = None
+) -> None:
+    """The reviewer's player reached the end. Accepted only after a delivery, and only once enough time
+    has passed since it to hear the snippet at the fastest playback speed."""
+    now = utcnow()
+    assignment = owned_active(session, reviewer_id, assignment_id, now)
+    snippet = session.get(Snippet, assignment.snippet_id)
+    if snippet is None:
+        raise NotFound("no such task")
+    if assignment.audio_first_at is None:
+        raise NotPlayed("the audio has not been fetched yet")
+    heard_s = (now - assignment.audio_first_at).total_seconds()
+    if heard_s + PLAY_SLACK_S < snippet.duration_s / MAX_PLAYBACK_SPEED:
+        raise NotPlayed("the snippet cannot have been heard to the end yet")
+    if assignment.played_at is not None:
+        return
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment.id, Assignment.played_at.is_(None))
+        .values(played_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        actor=f"user:{reviewer_id}",
+        action="audio.played",
+        target=snippet.id,
+        ip=ip,
+        details={"assignment": assignment.id, "played_s": snippet.duration_s},
+    )
+
+
+def _gold_score(
+    session: Session, deployment: Deployment, snippet: Snippet, transcript: str, intent: bool | None
+) -> tuple[float, bool]:
+    answer = deployment.vault.open_text(
+        session, snippet.customer_id, f"gold:{snippet.id}:text", snippet.gold_transcript_enc or b""
+    )
+    error = wer(answer, transcript)
+    passed = error <= policy_for(deployment).gold_pass_wer
+    if snippet.gold_intent_correct is not None and intent is not None:
+        passed = passed and intent == snippet.gold_intent_correct
+    return round(error, 4), passed
 
 
 def submit_grade(
@@ -223,57 +267,119 @@ def submit_grade(
     *,
     transcript: str,
     accuracy: int,
+    intent_correct: bool | None = None,
+    flags: tuple[str, ...] | list[str] = (),
     ip: str | None = None,
 ) -> Grade:
-    """Store the reviewer's corrected transcript (encrypted) and grade; close the lease."""
+    """Store the reviewer's corrected transcript (encrypted) and grade; close the lease; consolidate when
+    the snippet's last grader is done."""
     if not 1 <= int(accuracy) <= 5:
         raise InvalidGrade("accuracy must be between 1 and 5")
-    transcript = transcript.strip()
+    flags = sorted(set(flags))
+    if any(f not in GRADE_FLAGS for f in flags):
+        raise InvalidGrade(f"grade flags must be among {', '.join(GRADE_FLAGS)}")
+    transcript = (transcript or "").strip()
     if len(transcript) > MAX_TRANSCRIPT_CHARS:
         raise InvalidGrade(f"transcript longer than {MAX_TRANSCRIPT_CHARS} characters")
-    assignment = _owned_active(session, reviewer_id, assignment_id)
-    snippet = session.get(Snippet, assignment.snippet_id)
+    if not transcript and not flags:
+        raise InvalidGrade("an empty transcript needs the unintelligible or other-language flag")
+    assignment = owned_active(session, reviewer_id, assignment_id)
+    if assignment.played_at is None:
+        raise NotPlayed("play the snippet to the end before submitting")
+    claim(session, reviewer_id, assignment_id, "completed")
+    snippet = lock_snippet(session, assignment.snippet_id)
     if snippet is None:
         raise NotFound("no such task")
-    grade = Grade(snippet_id=snippet.id, assignment_id=assignment.id, reviewer_id=reviewer_id,
-                  accuracy=int(accuracy), transcript_enc=b"")
+    grade = Grade(
+        snippet_id=snippet.id,
+        assignment_id=assignment.id,
+        reviewer_id=reviewer_id,
+        accuracy=int(accuracy),
+        transcript_enc=b"",
+        intent_correct=intent_correct,
+        flags=",".join(flags),
+        is_gold=assignment.is_gold,
+    )
     session.add(grade)
     session.flush()
-    grade.transcript_enc = deployment.vault.seal_text(session, snippet.customer_id, f"grade:{grade.id}:text", transcript)
-    assignment.status = "completed"
-    assignment.completed_at = utcnow()
+    grade.transcript_enc = deployment.vault.seal_text(
+        session, snippet.customer_id, f"grade:{grade.id}:text", transcript
+    )
+    if assignment.is_gold and snippet.gold_transcript_enc is not None:
+        grade.gold_wer, grade.gold_pass = _gold_score(
+            session, deployment, snippet, transcript, intent_correct
+        )
     snippet.grades_done += 1
     snippet.in_flight = max(0, snippet.in_flight - 1)
-    if snippet.grades_done >= snippet.graders_needed:
+    consolidated = None
+    if snippet.status == "queued" and snippet.grades_done >= snippet.graders_needed:
         snippet.status = "graded"
-    audit.record(session, actor=f"user:{reviewer_id}", action="task.graded", target=snippet.id, ip=ip,
-                 details={"assignment": assignment.id, "accuracy": int(accuracy)})
+        session.flush()
+        consolidated = consolidation.consolidate(session, deployment, snippet)
     session.flush()
+    details: dict[str, object] = {"assignment": assignment.id, "accuracy": int(accuracy)}
+    if flags:
+        details["flags"] = flags
+    if consolidated is not None:
+        details["consolidation"] = consolidated.status
+    audit.record(
+        session, actor=f"user:{reviewer_id}", action="task.graded", target=snippet.id, ip=ip, details=details
+    )
     return grade
 
 
 # -- export -------------------------------------------------------------------------------------
 def export_jsonl(session: Session, deployment: Deployment, out: IO[str], *, actor: str = "cli:admin") -> int:
-    """Write every graded snippet as one JSON line: pseudonymous ids, transcripts, grades; no customer ids."""
+    """Write every graded (non-gold) snippet as one JSON line: pseudonymous ids, transcripts, grades, the
+    consolidated transcript and agreement figures; no customer or recording ids."""
     vault = deployment.vault
     count = 0
-    for snippet in session.scalars(select(Snippet).where(Snippet.grades_done > 0).order_by(Snippet.created_at)):
-        grades = list(session.scalars(select(Grade).where(Grade.snippet_id == snippet.id).order_by(Grade.created_at)))
-        row = {
+    query = (
+        select(Snippet)
+        .where(Snippet.grades_done > 0, Snippet.status.in_(("queued", "graded")))
+        .order_by(Snippet.created_at, Snippet.id)
+    )
+    for snippet in session.scalars(query):
+        grades = list(
+            session.scalars(
+                select(Grade)
+                .where(Grade.snippet_id == snippet.id, Grade.is_gold.is_(False))
+                .order_by(Grade.created_at, Grade.id)
+            )
+        )
+        row: dict[str, object] = {
             "snippet_id": snippet.id,
             "duration_s": snippet.duration_s,
             "status": snippet.status,
-            "machine_transcript": vault.open_text(session, snippet.customer_id, f"snippet:{snippet.id}:text",
-                                                  snippet.transcript_enc),
+            "machine_transcript": vault.open_text(
+                session, snippet.customer_id, f"snippet:{snippet.id}:text", snippet.transcript_enc
+            ),
             "grades": [
                 {
                     "grade_id": g.id,
                     "accuracy": g.accuracy,
-                    "transcript": vault.open_text(session, snippet.customer_id, f"grade:{g.id}:text", g.transcript_enc),
+                    "intent_correct": g.intent_correct,
+                    "flags": [f for f in g.flags.split(",") if f],
+                    "transcript": vault.open_text(
+                        session, snippet.customer_id, f"grade:{g.id}:text", g.transcript_enc
+                    ),
                 }
                 for g in grades
             ],
+            "consolidated": None,
         }
+        cons = session.get(Consolidation, snippet.id)
+        if cons is not None:
+            row["consolidated"] = {
+                "transcript": consolidation.consolidated_text(session, deployment, snippet, cons),
+                "status": cons.status,
+                "graders": cons.graders,
+                "mean_pairwise_wer": cons.mean_pairwise_wer,
+                "grade_agreement": cons.grade_agreement,
+                "intent_agreement": cons.intent_agreement,
+                "mean_accuracy": cons.accuracy,
+                "ties": cons.ties,
+            }
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
     audit.record(session, actor=actor, action="export", details={"format": "jsonl", "snippets": count})

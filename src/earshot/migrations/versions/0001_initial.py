@@ -134,6 +134,29 @@ def upgrade() -> None:
         sa.UniqueConstraint("lookup_hash", name=op.f("uq_customers_lookup_hash")),
     )
     op.create_table(
+        "deliveries",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("mark", sa.BigInteger(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("session_hash", sa.String(length=64), nullable=False),
+        sa.Column("reviewer_id", sa.String(length=32), nullable=False),
+        sa.Column("assignment_id", sa.String(length=32), nullable=False),
+        sa.Column("snippet_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
+        sa.UniqueConstraint("mark", name=op.f("uq_deliveries_mark")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_deliveries_token_hash")),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deliveries_assignment_id"), ["assignment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_deliveries_reviewer_id"), ["reviewer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_deliveries_snippet_id"), ["snippet_id"], unique=False)
+        batch_op.create_index("ix_deliveries_used_at", ["used_at"], unique=False)
+
+    op.create_table(
         "erased_snippets",
         sa.Column("snippet_id", sa.String(length=32), nullable=False),
         sa.Column("reason", sa.String(length=16), nullable=False),
@@ -159,6 +182,27 @@ def upgrade() -> None:
     with op.batch_alter_table("erasures", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_erasures_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_erasures_status"), ["status"], unique=False)
+
+    op.create_table(
+        "escalations",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("snippet_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("raised_by", sa.String(length=32), nullable=False),
+        sa.Column("assignment_id", sa.String(length=32), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("resolution", sa.String(length=24), nullable=True),
+        sa.Column("span_start_s", sa.Float(), nullable=True),
+        sa.Column("span_end_s", sa.Float(), nullable=True),
+        sa.Column("confirmations", sa.Integer(), nullable=False),
+        sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_escalations")),
+    )
+    with op.batch_alter_table("escalations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_escalations_snippet_id"), ["snippet_id"], unique=False)
+        batch_op.create_index("ix_escalations_status_kind", ["status", "kind"], unique=False)
 
     op.create_table(
         "facilities",
@@ -189,6 +233,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
         sa.UniqueConstraint("name", name=op.f("uq_products_name")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_products_token_hash")),
+    )
+    op.create_table(
+        "review_exclusions",
+        sa.Column("reviewer_id", sa.String(length=32), nullable=False),
+        sa.Column("scope", sa.String(length=1), nullable=False),
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("last_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("reviewer_id", "scope", "key", name=op.f("pk_review_exclusions")),
+    )
+    op.create_table(
+        "reviewer_states",
+        sa.Column("reviewer_id", sa.String(length=32), nullable=False),
+        sa.Column("last_assigned_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("reviewer_id", name=op.f("pk_reviewer_states")),
     )
     op.create_table(
         "consent_events",
@@ -369,6 +427,9 @@ def upgrade() -> None:
         sa.Column("in_flight", sa.Integer(), nullable=False),
         sa.Column("rand", sa.Float(), nullable=False),
         sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("gold_transcript_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("gold_intent_correct", sa.Boolean(), nullable=True),
+        sa.Column("redactions", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
@@ -457,6 +518,11 @@ def upgrade() -> None:
         sa.Column("assigned_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_expires_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("is_gold", sa.Boolean(), nullable=False),
+        sa.Column("audio_first_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deliveries", sa.Integer(), nullable=False),
+        sa.Column("played_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("skip_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["reviewer_id"], ["users.id"], name=op.f("fk_assignments_reviewer_id_users")),
         sa.ForeignKeyConstraint(
             ["snippet_id"],
@@ -469,9 +535,39 @@ def upgrade() -> None:
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_assignments_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_assignments_recording_id"), ["recording_id"], unique=False)
+        batch_op.create_index(
+            "ix_assignments_reviewer_assigned", ["reviewer_id", "assigned_at"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_assignments_reviewer_id"), ["reviewer_id"], unique=False)
         batch_op.create_index("ix_assignments_reviewer_status", ["reviewer_id", "status"], unique=False)
-        batch_op.create_index(batch_op.f("ix_assignments_snippet_id"), ["snippet_id"], unique=False)
+        batch_op.create_index("ix_assignments_snippet_status", ["snippet_id", "status"], unique=False)
+        batch_op.create_index("ix_assignments_status_expires", ["status", "lease_expires_at"], unique=False)
+
+    op.create_table(
+        "consolidations",
+        sa.Column("snippet_id", sa.String(length=32), nullable=False),
+        sa.Column("transcript_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("graders", sa.Integer(), nullable=False),
+        sa.Column("mean_pairwise_wer", sa.Float(), nullable=False),
+        sa.Column("grade_agreement", sa.Float(), nullable=False),
+        sa.Column("intent_agreement", sa.Float(), nullable=True),
+        sa.Column("ties", sa.Integer(), nullable=False),
+        sa.Column("accuracy", sa.Float(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("adjudicated_by", sa.String(length=32), nullable=True),
+        sa.Column("adjudicated_at", earshot.database.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["snippet_id"],
+            ["snippets.id"],
+            name=op.f("fk_consolidations_snippet_id_snippets"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("snippet_id", name=op.f("pk_consolidations")),
+    )
+    with op.batch_alter_table("consolidations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_consolidations_status"), ["status"], unique=False)
 
     op.create_table(
         "grades",
@@ -482,6 +578,11 @@ def upgrade() -> None:
         sa.Column("transcript_enc", sa.LargeBinary(), nullable=False),
         sa.Column("accuracy", sa.Integer(), nullable=False),
         sa.Column("created_at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("intent_correct", sa.Boolean(), nullable=True),
+        sa.Column("flags", sa.String(length=64), nullable=False),
+        sa.Column("is_gold", sa.Boolean(), nullable=False),
+        sa.Column("gold_wer", sa.Float(), nullable=True),
+        sa.Column("gold_pass", sa.Boolean(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignment_id"], ["assignments.id"], name=op.f("fk_grades_assignment_id_assignments")
         ),
@@ -490,8 +591,10 @@ def upgrade() -> None:
             ["snippet_id"], ["snippets.id"], name=op.f("fk_grades_snippet_id_snippets"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grades")),
+        sa.UniqueConstraint("assignment_id", name=op.f("uq_grades_assignment_id")),
     )
     with op.batch_alter_table("grades", schema=None) as batch_op:
+        batch_op.create_index("ix_grades_reviewer_created", ["reviewer_id", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_grades_reviewer_id"), ["reviewer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_grades_snippet_id"), ["snippet_id"], unique=False)
 
@@ -503,12 +606,19 @@ def downgrade() -> None:
     with op.batch_alter_table("grades", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_grades_snippet_id"))
         batch_op.drop_index(batch_op.f("ix_grades_reviewer_id"))
+        batch_op.drop_index("ix_grades_reviewer_created")
 
     op.drop_table("grades")
+    with op.batch_alter_table("consolidations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consolidations_status"))
+
+    op.drop_table("consolidations")
     with op.batch_alter_table("assignments", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_assignments_snippet_id"))
+        batch_op.drop_index("ix_assignments_status_expires")
+        batch_op.drop_index("ix_assignments_snippet_status")
         batch_op.drop_index("ix_assignments_reviewer_status")
         batch_op.drop_index(batch_op.f("ix_assignments_reviewer_id"))
+        batch_op.drop_index("ix_assignments_reviewer_assigned")
         batch_op.drop_index(batch_op.f("ix_assignments_recording_id"))
         batch_op.drop_index(batch_op.f("ix_assignments_customer_id"))
 
@@ -555,9 +665,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_consent_events_customer_id"))
 
     op.drop_table("consent_events")
+    op.drop_table("reviewer_states")
+    op.drop_table("review_exclusions")
     op.drop_table("products")
     op.drop_table("login_throttle")
     op.drop_table("facilities")
+    with op.batch_alter_table("escalations", schema=None) as batch_op:
+        batch_op.drop_index("ix_escalations_status_kind")
+        batch_op.drop_index(batch_op.f("ix_escalations_snippet_id"))
+
+    op.drop_table("escalations")
     with op.batch_alter_table("erasures", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_erasures_status"))
         batch_op.drop_index(batch_op.f("ix_erasures_customer_id"))
@@ -567,6 +684,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_erased_snippets_erased_at"))
 
     op.drop_table("erased_snippets")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_used_at")
+        batch_op.drop_index(batch_op.f("ix_deliveries_snippet_id"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_reviewer_id"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_assignment_id"))
+
+    op.drop_table("deliveries")
     op.drop_table("customers")
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_records_target"))
