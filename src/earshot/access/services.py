@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -521,3 +522,40 @@ def find_user(session: Session, ref: str) -> User | None:
     if user is None and "@" in ref:
         user = session.scalar(select(User).where(User.email == ref.strip().lower()))
     return user
+
+
+def account_overview(db: Session) -> list[dict[str, Any]]:
+    """Every account with what blocks it (status, MFA, facility, vetting) — for the admin page and CLI."""
+    from earshot.access.vetting import vetting_status
+
+    facilities = {f.id: f for f in db.scalars(select(Facility)).all()}
+    out = []
+    for user in db.scalars(select(User).order_by(User.created_at, User.email)).all():
+        blocked: list[str] = []
+        if user.status != "active":
+            blocked.append(
+                f"account {user.status}"
+                + (f" ({user.disabled_reason})" if user.disabled_reason and user.status == "disabled" else "")
+            )
+        if user.role in FACILITY_ROLES:
+            if user.facility_id is None:
+                blocked.append("no facility")
+            status = vetting_status(db, user.id)
+            blocked.extend(status.problems)
+            expires = {k: (v.isoformat() if v else None) for k, v in status.expires_on.items()}
+        else:
+            expires = {}
+        facility = facilities.get(user.facility_id or "")
+        out.append(
+            {
+                "id": user.id,
+                "email": user.email,
+                "role": user.role,
+                "status": user.status,
+                "facility": facility.name if facility else None,
+                "vetting_expires": expires,
+                "blocked": blocked,
+                "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+            }
+        )
+    return out

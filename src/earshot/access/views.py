@@ -35,7 +35,7 @@ from earshot.access.facilities import FacilityError, create_facility
 from earshot.access.models import Facility, RecoveryCode, User, WebSession
 from earshot.access.policy import ROLE_HOME, ROLES
 from earshot.access.services import AccessError
-from earshot.access.vetting import KINDS, VettingError, record_vetting, vetting_status
+from earshot.access.vetting import KINDS, VettingError, record_vetting
 from earshot.audit.services import record as audit
 from earshot.deployment import Deployment
 from earshot.web.deps import client_ip, get_session
@@ -837,48 +837,11 @@ class FacilityIn(BaseModel):
     networks: list[str] = Field(max_length=64)
 
 
-def user_rows(db: Session) -> list[dict[str, Any]]:
-    """Every account with what blocks it (status, MFA, facility, vetting) — for the admin page and CLI."""
-    from earshot.access.facilities import FACILITY_ROLES
-
-    facilities = {f.id: f for f in db.scalars(select(Facility)).all()}
-    out = []
-    for user in db.scalars(select(User).order_by(User.created_at, User.email)).all():
-        blocked: list[str] = []
-        if user.status != "active":
-            blocked.append(
-                f"account {user.status}"
-                + (f" ({user.disabled_reason})" if user.disabled_reason and user.status == "disabled" else "")
-            )
-        if user.role in FACILITY_ROLES:
-            if user.facility_id is None:
-                blocked.append("no facility")
-            status = vetting_status(db, user.id)
-            blocked.extend(status.problems)
-            expires = {k: (v.isoformat() if v else None) for k, v in status.expires_on.items()}
-        else:
-            expires = {}
-        facility = facilities.get(user.facility_id or "")
-        out.append(
-            {
-                "id": user.id,
-                "email": user.email,
-                "role": user.role,
-                "status": user.status,
-                "facility": facility.name if facility else None,
-                "vetting_expires": expires,
-                "blocked": blocked,
-                "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
-            }
-        )
-    return out
-
-
 @router.get("/api/v1/users")
 def api_users(
     principal: Principal = Depends(require_roles("admin")), db: Session = Depends(get_session)
 ) -> list[dict[str, Any]]:
-    return user_rows(db)
+    return services.account_overview(db)
 
 
 @router.post("/api/v1/users", status_code=201)
@@ -1020,7 +983,7 @@ def _admin_page(
         request,
         "admin.html",
         {
-            "users": user_rows(db),
+            "users": services.account_overview(db),
             "facilities": db.scalars(select(Facility).order_by(Facility.name)).all(),
             "roles": ROLES,
             "kinds": KINDS,
