@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from earshot.pipeline.redact import redact_audio, redaction_intervals
+from earshot.pipeline.redact import TONE_HZ, redact_audio, redaction_intervals
 from earshot.pipeline.types import SAMPLE_RATE, PiiSpan
 
 SR = SAMPLE_RATE
@@ -26,7 +26,7 @@ def band_energy(x: np.ndarray, hz: float) -> float:
 def test_span_plus_margin_replaced_by_tone_outside_unchanged() -> None:
     x = noise(4.0)
     span = PiiSpan("PHONE", 1.0, 2.0, 3, 7)
-    y = redact_audio(x, [span], margin_s=0.15)
+    y = redact_audio(x, [span], margin_s=0.15, tone_hz=TONE_HZ)
     assert y.shape == x.shape and y.dtype == np.float32
     a, b = int(0.85 * SR), int(2.15 * SR)
     assert np.array_equal(y[:a], x[:a])
@@ -40,10 +40,10 @@ def test_span_plus_margin_replaced_by_tone_outside_unchanged() -> None:
     assert x is not y and not np.shares_memory(x, y)
 
 
-def test_silence_mode_and_input_untouched() -> None:
+def test_silence_by_default_and_input_untouched() -> None:
     x = noise(2.0)
     before = x.copy()
-    y = redact_audio(x, [PiiSpan("NAME", 0.5, 0.8)], tone_hz=None, margin_s=0.1)
+    y = redact_audio(x, [PiiSpan("NAME", 0.5, 0.8)], margin_s=0.1)
     assert np.array_equal(x, before)
     a, b = int(0.4 * SR), int(0.9 * SR)
     assert np.all(y[a + 200 : b - 200] == 0)
@@ -53,7 +53,7 @@ def test_no_clicks_at_boundaries() -> None:
     # a smooth low tone as "speech": any hard cut would show as a large sample jump
     t = np.arange(3 * SR) / SR
     x = (0.5 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
-    y = redact_audio(x, [PiiSpan("CARD", 1.0, 1.5)])
+    y = redact_audio(x, [PiiSpan("CARD", 1.0, 1.5)], tone_hz=TONE_HZ)
     max_step_orig = np.abs(np.diff(x)).max()
     max_step_tone = 2 * np.pi * 1000 / SR * 0.1
     assert np.abs(np.diff(y)).max() <= max_step_orig + max_step_tone + 1e-4

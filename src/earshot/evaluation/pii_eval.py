@@ -59,6 +59,7 @@ class Planted:
     say: str  # text given to espeak-ng
     value: str  # canonical value: digits, e-mail local part words, name / street words
     other_words: list[str] = field(default_factory=list)  # non-PII words of the sentence
+    parts: tuple[str, str, str] = ("", "", "")  # text before the value, the value, after
 
 
 # ------------------------------------------------------------------------ sentence bank
@@ -256,7 +257,10 @@ def build_sentences(rng: random.Random, per_type: int = 4) -> list[Planted]:
 def _fill(typ: str, form: str, rng: random.Random, said: str, value: str) -> Planted:
     template = rng.choice(_TEMPLATES[typ])
     before, _, after = template.partition("{v}")
-    return Planted(typ, form, before + said + after, value, _words(before + " " + after))
+    return Planted(
+        typ, form, before + said + after, value, _words(before + " " + after),
+        (before.strip(), said, after.strip()),
+    )  # fmt: skip
 
 
 def _words(text: str) -> list[str]:
@@ -282,6 +286,59 @@ def synthesize(text: str, voice: str, speed: int = 160) -> Audio:
         timeout=60,
     )
     return wav_bytes_to_audio(proc.stdout)
+
+
+_GAP = np.zeros(int(0.1 * SAMPLE_RATE), np.float32)
+
+
+def _trim(x: Audio, threshold: float = 0.01, keep_s: float = 0.05) -> Audio:
+    idx = np.flatnonzero(np.abs(x) > threshold)
+    if idx.size == 0:
+        return x[:0]
+    keep = int(keep_s * SAMPLE_RATE)
+    return x[max(0, idx[0] - keep) : idx[-1] + keep]
+
+
+def synthesize_planted(item: Planted, voice: str) -> tuple[Audio, tuple[float, float] | None]:
+    """The sentence as audio, and where the planted value is in it (seconds), if any.
+
+    Before, value and after are synthesised separately and joined with 100 ms pauses, so
+    the value's exact extent is known: the bleep coverage can then be measured without
+    trusting any ASR.
+    """
+    before, value, after = item.parts
+    if not value:
+        return synthesize(item.say, voice), None
+    pieces = [_trim(synthesize(t, voice)) if t else None for t in (before, value, after)]
+    out: list[Audio] = []
+    extent = (0.0, 0.0)
+    pos = 0
+    for k, piece in enumerate(pieces):
+        if piece is None:
+            continue
+        if out:
+            out.append(_GAP)
+            pos += len(_GAP)
+        if k == 1:
+            extent = (pos / SAMPLE_RATE, (pos + len(piece)) / SAMPLE_RATE)
+        out.append(piece)
+        pos += len(piece)
+    return np.concatenate(out).astype(np.float32), extent
+
+
+def coverage(audio: Audio, extent: tuple[float, float], spans: Sequence[PiiSpan], margin_s: float) -> float:
+    """Share of the value's audible samples that fall inside span +/- margin."""
+    a, b = (int(round(t * SAMPLE_RATE)) for t in extent)
+    seg = np.abs(audio[a:b]) > 0.01
+    if not seg.any():
+        return 1.0
+    covered = np.zeros(b - a, bool)
+    for s in spans:
+        lo = max(a, int((s.start_s - margin_s) * SAMPLE_RATE))
+        hi = min(b, int(np.ceil((s.end_s + margin_s) * SAMPLE_RATE)))
+        if hi > lo:
+            covered[lo - a : hi - a] = True
+    return float((covered & seg).sum() / seg.sum())
 
 
 def wav_bytes_to_audio(data: bytes) -> Audio:
@@ -365,6 +422,7 @@ class _Path:
 
     def __init__(self) -> None:
         self.name = "fallback: asr + detect_pii + redact_audio"
+        self.margin_s = 0.15  # redact_audio's default margin, used by both paths
         self._pipeline: Any = None
         try:
             from earshot.pipeline.deid import DeidPipeline
@@ -449,14 +507,18 @@ def run_pii_eval(
     audio_s = 0.0
     for n, (voice, item) in enumerate(jobs):
         report_progress("PII sentences", n, len(jobs))
-        audio = synthesize(item.say, voice)
+        audio, extent = synthesize_planted(item, voice)
         audio_s += len(audio) / SAMPLE_RATE
         out_audio, masked, spans = path.process(audio)
         hyp_orig = judge.transcribe(audio)
         hyp_out = judge.transcribe(out_audio) if len(out_audio) else ""
         transcript = path.transcript(audio)
         own_spans = detect_pii(transcript)
-        rows.append(_row(voice, item, hyp_orig, hyp_out, masked, transcript, own_spans, spans))
+        row = _row(voice, item, hyp_orig, hyp_out, masked, transcript, own_spans, spans)
+        row["coverage"] = (
+            round(coverage(audio, extent, spans, path.margin_s), 4) if extent else None
+        )
+        rows.append(row)
     report_progress("PII sentences", len(jobs), len(jobs))
 
     summary = summarise(rows)
@@ -555,6 +617,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
             # over every planted value
             "audio_recovered_share_all": _ratio(sum(r["audio_full"] for r in rs), len(rs)),
             "text_recovered_share_all": _ratio(sum(r["text_full"] for r in rs), len(rs)),
+            # attacker-independent: share of values whose speech is >= 90 % bleeped
+            "speech_covered_share": _ratio(sum(r["coverage"] >= 0.9 for r in rs), len(rs)),
+            "speech_coverage_mean": _ratio(sum(r["coverage"] for r in rs), len(rs)),
             "by_form": {
                 form: _ratio(
                     sum(not r["audio_full"] for r in ok if r["form"] == form),
@@ -565,9 +630,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
         }
 
     def group(names: Sequence[str]) -> dict[str, object]:
-        ok = [r for r in rows if r["type"] in names and r["orig_full"]]
+        rs = [r for r in rows if r["type"] in names]
+        ok = [r for r in rs if r["orig_full"]]
         return {
+            "planted": len(rs),
             "recoverable": len(ok),
+            "speech_covered_share": _ratio(sum(r["coverage"] >= 0.9 for r in rs), len(rs)),
             "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
             "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
             "audio_recall_partial": _ratio(sum(not r["audio_part"] for r in ok), len(ok)),

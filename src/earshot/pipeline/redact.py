@@ -1,8 +1,13 @@
-"""Bleep personal data out of audio: each PII span (plus a margin) becomes a tone or silence.
+"""Bleep personal data out of audio: each PII span (plus a margin) becomes silence or a tone.
 
 The margin covers ASR word-timestamp error; raised-cosine cross-fades of about 10 ms at each
 edge avoid clicks. The replacement is complete inside the faded edges, and samples outside
 span+margin are left exactly as they were.
+
+Silence is the default, chosen by measurement (`earshot eval --pii`): a 1 kHz tone made the
+ASR (and so the reviewer's draft transcript) drop or hallucinate the ordinary words after
+the bleep ("Please tell ..." instead of "Please tell [NAME] that the parcel arrived"), and it
+does not survive voice conversion gracefully. The masked transcript shows what was removed.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 
 from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan
 
-DEFAULT_TONE_HZ = 1000.0
+TONE_HZ = 1000.0  # pass tone_hz=TONE_HZ for an audible bleep instead of silence
 DEFAULT_LEVEL = 0.1  # -20 dBFS: clearly a bleep, never louder than speech
 
 
@@ -47,16 +52,17 @@ def redact_audio(
     spans: Sequence[PiiSpan],
     *,
     margin_s: float = 0.15,
-    tone_hz: float | None = DEFAULT_TONE_HZ,
+    tone_hz: float | None = None,
     level: float = DEFAULT_LEVEL,
     fade_s: float = 0.01,
     sr: int = SAMPLE_RATE,
 ) -> Audio:
-    """A new array, same length, with every span (± margin) replaced by a tone or silence.
+    """A new array, same length, with every span (± margin) replaced by silence or a tone.
 
-    `tone_hz=None` gives silence. Each replaced stretch cross-fades from the original into
-    the replacement and back over `fade_s` at its edges (inside the stretch), so there are
-    no clicks and nothing outside span+margin changes.
+    `tone_hz=None` (default) gives silence; `tone_hz=TONE_HZ` a 1 kHz bleep at `level`.
+    Each replaced stretch cross-fades from the original into the replacement and back over
+    `fade_s` at its edges (inside the stretch), so there are no clicks and nothing outside
+    span+margin changes.
     """
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 1:
