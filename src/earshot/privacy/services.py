@@ -28,6 +28,9 @@ CONSENT_TEXT_VERSION = "2026-01"
 # Snippet states in which review is over: their grades stand, withdrawal does not undo them
 # (Art. 7(3): withdrawal does not affect the lawfulness of processing before it).
 CONSOLIDATED = ("graded", "consolidated")
+# Kept on withdrawal: consolidated work, and snippets the safety team holds under its own basis
+# (Art. 6(1)(d), vital interests; Art. 17(3)(e), legal claims). Everything else is deleted.
+KEPT_ON_WITHDRAWAL = (*CONSOLIDATED, "safety_hold")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ def consent_state(session: Session, deployment: Deployment, external_id: str) ->
 
 
 def drop_pending(session: Session, deployment: Deployment, customer_id: str) -> tuple[int, int]:
-    """Delete what is not yet consolidated: queued/escalated snippets and unprocessed recordings.
+    """Delete what is not yet consolidated: queued, gold, escalated, quarantined snippets and
+    unprocessed recordings.
 
     Partly graded snippets go too (no further reviewer may hear them after withdrawal); as their
     grades may have been exported, they leave a `withdrawal` tombstone. Returns (snippets, recordings).
