@@ -47,23 +47,37 @@ class Pool:
 
     def recording(self, customer_id: str) -> str:
         with self.deployment.db.session() as s:
-            r = Recording(customer_id=customer_id, product_id=self.product_id, duration_s=5.0, status="processed")
+            r = Recording(
+                customer_id=customer_id, product_id=self.product_id, duration_s=5.0, status="processed"
+            )
             s.add(r)
             s.flush()
             return r.id
 
-    def snippet(self, recording_id: str, *, text: str = "turn on the kitchen lights", graders: int = 2,
-                seconds: float = 1.0) -> str:
+    def snippet(
+        self,
+        recording_id: str,
+        *,
+        text: str = "turn on the kitchen lights",
+        graders: int = 2,
+        seconds: float = 1.0,
+    ) -> str:
         with self.deployment.db.session() as s:
             rec = s.get(Recording, recording_id)
             row = services.add_snippet(
-                s, self.deployment, rec, DeidSnippet(tone(seconds), 0.0, seconds, text),
-                position=len(self.snippets), graders_needed=graders,
+                s,
+                self.deployment,
+                rec,
+                DeidSnippet(tone(seconds), 0.0, seconds, text),
+                position=len(self.snippets),
+                graders_needed=graders,
             )
             self.snippets.append(row.id)
             return row.id
 
-    def fill(self, customers: int, recordings_per: int = 1, snippets_per: int = 1, graders: int = 2) -> list[str]:
+    def fill(
+        self, customers: int, recordings_per: int = 1, snippets_per: int = 1, graders: int = 2
+    ) -> list[str]:
         made = []
         for _ in range(customers):
             c = self.customer()
@@ -104,8 +118,11 @@ def lease_and_play() -> Callable[..., str]:
             services.task_audio(s, dep, reviewer, aid)
         with dep.db.session() as s:
             row = s.get(Assignment, aid)
-            s.execute(update(Assignment).where(Assignment.id == aid)
-                      .values(audio_first_at=row.audio_first_at - timedelta(seconds=30)))
+            s.execute(
+                update(Assignment)
+                .where(Assignment.id == aid)
+                .values(audio_first_at=row.audio_first_at - timedelta(seconds=30))
+            )
         with dep.db.session() as s:
             services.mark_played(s, dep, reviewer, aid)
         return aid
