@@ -24,7 +24,7 @@ ROLES = ("reviewer", "lead", "privacy", "admin")
 STAFF = frozenset(ROLES)
 
 # Where each role lands after sign-in.
-ROLE_HOME = {"reviewer": "/review", "lead": "/review", "privacy": "/account", "admin": "/admin"}
+ROLE_HOME = {"reviewer": "/review", "lead": "/lead", "privacy": "/account", "admin": "/admin"}
 
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
     {
@@ -45,6 +45,10 @@ SERVICE: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", "/api/v1/recordings"),
         ("PUT", "/api/v1/customers/{customer_id}/consent"),
+        ("GET", "/api/v1/customers/{customer_id}/consent"),
+        ("DELETE", "/api/v1/customers/{customer_id}"),
+        ("GET", "/api/v1/erasures/{erasure_id}"),
+        ("GET", "/api/v1/customers/{customer_id}/export"),
     }
 )
 
@@ -64,7 +68,9 @@ SESSION_STEPS: frozenset[tuple[str, str]] = frozenset(
 
 _R = frozenset({"reviewer"})
 _ADMIN = frozenset({"admin"})
-_PRIVACY = frozenset({"privacy"})
+_LEAD = frozenset({"lead"})
+_LEAD_ADMIN = frozenset({"lead", "admin"})
+_OVERSIGHT = frozenset({"lead", "privacy", "admin"})
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     # Own account: everybody.
@@ -79,11 +85,42 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/account/password"): STAFF,
     # Reviewing: a reviewer's own assigned tasks only.
     ("GET", "/api/v1/tasks/next"): _R,
-    ("GET", "/api/v1/tasks/{assignment_id}/audio"): _R,
+    ("GET", "/api/v1/tasks/{assignment_id}"): _R,
+    ("POST", "/api/v1/tasks/{assignment_id}/media"): _R,
+    ("GET", "/api/v1/media/{token}"): _R,
+    ("POST", "/api/v1/tasks/{assignment_id}/played"): _R,
     ("POST", "/api/v1/tasks/{assignment_id}/grade"): _R,
+    ("POST", "/api/v1/tasks/{assignment_id}/skip"): _R,
+    ("POST", "/api/v1/tasks/{assignment_id}/flag"): _R,
     ("GET", "/review"): _R,
-    ("GET", "/review/{assignment_id}/audio"): _R,
     ("POST", "/review/{assignment_id}"): _R,
+    # Leads: escalations (flagged, sensitive snippets) and adjudication of disagreements.
+    ("GET", "/lead"): _LEAD,
+    ("GET", "/api/v1/lead/reviewers"): _LEAD,
+    ("GET", "/api/v1/escalations"): _LEAD,
+    ("GET", "/api/v1/escalations/{escalation_id}/audio"): _LEAD,
+    ("POST", "/api/v1/escalations/{escalation_id}/resolve"): _LEAD,
+    ("GET", "/escalations/{escalation_id}"): _LEAD,
+    ("POST", "/escalations/{escalation_id}"): _LEAD,
+    ("GET", "/api/v1/adjudications"): _LEAD,
+    ("GET", "/api/v1/adjudications/{snippet_id}"): _LEAD,
+    ("POST", "/api/v1/adjudications/{snippet_id}"): _LEAD,
+    ("GET", "/adjudications/{snippet_id}"): _LEAD,
+    ("POST", "/adjudications/{snippet_id}"): _LEAD,
+    # Queue health (counts only, no content): leads and admins.
+    ("GET", "/queue"): _LEAD_ADMIN,
+    ("GET", "/api/v1/queue/counts"): _LEAD_ADMIN,
+    # Customer rights follow-up (ids only): privacy and admins.
+    ("GET", "/api/v1/erased-snippets"): frozenset({"privacy", "admin"}),
+    # The audit log (pseudonymous ids only): oversight roles, never reviewers.
+    ("GET", "/api/v1/audit/public-key"): _OVERSIGHT,
+    ("GET", "/api/v1/audit/checkpoints/latest"): _OVERSIGHT,
+    ("GET", "/api/v1/audit/checkpoints"): _OVERSIGHT,
+    ("GET", "/api/v1/audit/proofs/inclusion"): _OVERSIGHT,
+    ("GET", "/api/v1/audit/proofs/consistency"): _OVERSIGHT,
+    ("GET", "/api/v1/audit/records"): _OVERSIGHT,
+    ("GET", "/api/v1/audit/alerts"): _LEAD_ADMIN,
+    ("POST", "/api/v1/audit/alerts/{alert_id}/acknowledge"): _LEAD_ADMIN,
     # Accounts, facilities, vetting: admin.
     ("GET", "/admin"): _ADMIN,
     ("POST", "/admin/users"): _ADMIN,
