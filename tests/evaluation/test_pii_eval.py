@@ -1,0 +1,166 @@
+"""The PII evaluation's building blocks: planted sentences, recovery checks, scoring."""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import wave
+
+import numpy as np
+import pytest
+
+from earshot.evaluation import pii_eval
+from earshot.evaluation.pii_eval import (
+    DIGIT_TYPES,
+    Planted,
+    build_sentences,
+    coverage,
+    recovered,
+    summarise,
+    text_digits,
+    wav_bytes_to_audio,
+)
+from earshot.pipeline.pii_spoken import luhn_ok
+from earshot.pipeline.types import SAMPLE_RATE, PiiSpan
+
+
+def test_sentence_bank_covers_every_type_and_form() -> None:
+    items = build_sentences(random.Random(1), per_type=4)
+    types = {i.type for i in items}
+    assert types >= {*DIGIT_TYPES, "EMAIL", "NAME", "ADDRESS", "DATE_OF_BIRTH", "NONE"}
+    forms = {i.form for i in items if i.type in DIGIT_TYPES}
+    assert forms >= {"digits", "oh-double", "written", "grouped"}
+    for i in items:
+        before, value, after = i.parts
+        if i.type != "NONE":
+            joined = " ".join(p for p in i.parts if p)
+            assert value and pii_eval._words(joined) == pii_eval._words(i.say)
+    cards = [i.value for i in items if i.type == "CARD"]
+    assert cards and all(luhn_ok(c) for c in cards)
+    # deterministic for a seed
+    assert [i.say for i in build_sentences(random.Random(1), 4)] == [i.say for i in items]
+
+
+def test_oh_double_form_says_repeats() -> None:
+    items = [i for i in build_sentences(random.Random(3), 4) if i.form == "oh-double"]
+    assert items and any("double" in i.say for i in items)
+    for i in items:
+        assert text_digits(i.parts[1]) == i.value
+
+
+def test_text_digits_reads_every_form() -> None:
+    assert text_digits("call 555-0199 now") == "5550199"
+    assert text_digits("oh seven seven double nine one") == "077991"
+    assert text_digits("nine hundred and twelve") == "912"
+    assert text_digits("no numbers here") == ""
+
+
+def test_recovered_digits_full_and_partial() -> None:
+    item = Planted("PHONE", "digits", "", "4155550123")
+    assert recovered(item, "my number is 415 555 0123") == (True, True)
+    assert recovered(item, "my number is 415 [PHONE]") == (False, False)
+    assert recovered(item, "ends in 0123 I think") == (False, True)
+
+
+def test_recovered_names_emails_addresses_dates() -> None:
+    name = Planted("NAME", "spoken", "", "Priya Castillo")
+    assert recovered(name, "My name is Priya Costillo.") == (True, True)
+    assert recovered(name, "My name is [NAME].") == (False, False)
+    assert recovered(name, "My name is Priya [NAME].") == (False, True)
+    email = Planted("EMAIL", "spoken", "", "jane doe")
+    assert recovered(email, "jane.doe at gmail.com")[0] is False  # one token "janedoe"
+    assert recovered(email, "jane dot doe at gmail dot com") == (True, True)
+    addr = Planted("ADDRESS", "spoken", "", "42 Maple Road")
+    assert recovered(addr, "I live at 42 maple road") == (True, True)
+    assert recovered(addr, "I live at 42 [ADDRESS]") == (False, True)
+    dob = Planted("DATE_OF_BIRTH", "spoken", "", "1985")
+    assert recovered(dob, "born in nineteen eighty five")[0]
+
+
+def test_coverage_of_value_speech() -> None:
+    audio = np.full(SAMPLE_RATE * 3, 0.5, np.float32)
+    extent = (1.0, 2.0)
+    assert coverage(audio, extent, [PiiSpan("X", 1.1, 1.9)], margin_s=0.15) == 1.0
+    assert coverage(audio, extent, [], margin_s=0.15) == 0.0
+    half = coverage(audio, extent, [PiiSpan("X", 1.5, 2.5)], margin_s=0.0)
+    assert half == pytest.approx(0.5, abs=0.01)
+
+
+def test_wav_bytes_with_streamed_header() -> None:
+    rate = 22050
+    t = np.arange(rate) / rate
+    pcm = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    data = bytearray(buf.getvalue())
+    data[4:8] = b"\xff\xff\xff\x7f"  # espeak --stdout writes unknown sizes like this
+    x = wav_bytes_to_audio(bytes(data))
+    assert x.dtype == np.float32 and abs(len(x) - SAMPLE_RATE) <= 1
+    with pytest.raises(ValueError):
+        wav_bytes_to_audio(b"not a wav")
+
+
+def _row(typ: str, orig: bool, audio: bool, text: bool, cov: float = 1.0, **kw: int) -> dict:
+    base = {
+        "type": typ, "form": "digits", "orig_full": orig, "orig_part": orig,
+        "audio_full": audio, "audio_part": audio, "text_full": text, "text_part": text,
+        "coverage": cov, "other_ref": 4, "other_heard_orig": 4, "other_heard_deid": 4,
+        "other_in_asr": 4, "other_in_masked": 4, "masked_words": 2, "false_masked_words": 0,
+    }  # fmt: skip
+    base.update(kw)
+    return base
+
+
+def test_summarise_recall_precision_and_pass() -> None:
+    rows = [_row("PHONE", True, False, False) for _ in range(19)]
+    rows.append(_row("PHONE", True, True, False, cov=0.5))
+    rows.append(_row("PHONE", False, False, False))  # not recoverable even from the original
+    rows += [_row("EMAIL", True, False, False), _row("NAME", True, False, False)]
+    rows.append(_row("NONE", False, False, False, masked_words=1, false_masked_words=1))
+    s = summarise(rows)
+    digits = s["groups"]["digits"]
+    assert digits["recoverable"] == 20 and digits["audio_recall"] == 0.95
+    assert digits["text_recall"] == 1.0
+    assert s["per_type"]["PHONE"]["speech_covered_share"] == round(20 / 21, 4)
+    assert s["precision_words"] == round(1 - 1 / (2 * 23 + 1), 4)
+    assert s["control_sentences_with_detection"] == 1
+    assert s["pass"] is True
+    rows.append(_row("NAME", True, True, True))
+    assert summarise(rows)["pass"] is False  # names at 0.5
+
+
+def test_progress_accepts_both_callback_styles() -> None:
+    seen: list[object] = []
+    pii_eval._progress_fn(lambda msg: seen.append(msg))("stage", 1, 2)
+    pii_eval._progress_fn(lambda s, d, t: seen.append((s, d, t)))("stage", 1, 2)
+    pii_eval._progress_fn(None)("stage", 1, 2)
+    assert seen == ["stage 1/2", ("stage", 1, 2)]
+
+
+@pytest.mark.slow
+def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    try:
+        from earshot.pipeline.asr import default_model_path
+
+        default_model_path()
+    except Exception:  # noqa: BLE001
+        pytest.skip("the whisper model package is not available")
+    bank = [
+        Planted("PHONE", "digits", "", "5550199", ["my", "number", "is"],
+                ("My number is", "five five five, oh one nine nine.", "")),
+        Planted("NONE", "control", "I have two dogs.", "", ["i", "have", "two", "dogs"]),
+    ]  # fmt: skip
+    monkeypatch.setattr(pii_eval, "build_sentences", lambda rng, per_type: bank)
+    summary = pii_eval.run_pii_eval(tmp_path, voices=["en-us"])
+    assert summary["sentences"] == 2
+    assert (tmp_path / "pii_eval.json").is_file()
+    phone = summary["per_type"]["PHONE"]
+    assert phone["speech_covered_share"] == 1.0
+    assert summary["groups"]["digits"]["text_recall"] in (None, 1.0)
