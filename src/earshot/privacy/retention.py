@@ -1,7 +1,8 @@
 """Retention (GDPR Art. 5(1)(e), storage limitation): nothing is kept longer than its purpose needs.
 
 - Snippet audio is deleted `retention_after_consolidation_days` (default 30) after the snippet was
-  graded: the reviewers' transcripts are the result, the audio was only needed to produce them.
+  graded and consolidated (its last grade, or its adjudication if it needed one; never while an
+  adjudication is open): the transcripts are the result, the audio was only needed to produce them.
 - Raw recordings are only needed until the pipeline has cut them: any raw audio left on a
   recording that is no longer pending is deleted.
 - Everything of a recording - its snippets, transcripts, grades - is deleted when the recording is
@@ -19,7 +20,7 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from earshot.audit import services as audit
@@ -36,6 +37,7 @@ from earshot.privacy.cleanup import (
 )
 from earshot.privacy.erasure import purge_pending_erasures
 from earshot.privacy.services import CONSOLIDATED
+from earshot.review import models as review_models
 from earshot.review.models import Grade, Snippet
 
 log = logging.getLogger("earshot.retention")
@@ -68,21 +70,19 @@ def _sweep_snippet_audio(deployment: Deployment, cutoff: datetime) -> int:
     """Delete the audio of snippets graded at or before `cutoff`; the rows and transcripts stay."""
     newer_grade = exists().where(Grade.snippet_id == Snippet.id, Grade.created_at > cutoff)
     any_grade = exists().where(Grade.snippet_id == Snippet.id)
+    conditions = [Snippet.status.in_(CONSOLIDATED), Snippet.audio_blob_id.is_not(None),
+                  Snippet.created_at <= cutoff, any_grade, ~newer_grade]
+    consolidation = getattr(review_models, "Consolidation", None)
+    if consolidation is not None:  # a snippet still being adjudicated keeps its audio
+        conditions.append(~exists().where(
+            consolidation.snippet_id == Snippet.id,
+            or_(consolidation.status == "adjudication",
+                func.coalesce(consolidation.adjudicated_at, consolidation.created_at) > cutoff)))
     total = 0
     while True:
         with deployment.db.session() as session:
             begin_write(session)
-            stmt = (
-                select(Snippet.id, Snippet.audio_blob_id)
-                .where(
-                    Snippet.status.in_(CONSOLIDATED),
-                    Snippet.audio_blob_id.is_not(None),
-                    Snippet.created_at <= cutoff,
-                    any_grade,
-                    ~newer_grade,
-                )
-                .limit(BATCH)
-            )
+            stmt = select(Snippet.id, Snippet.audio_blob_id).where(*conditions).limit(BATCH)
             rows = session.execute(for_update(stmt, session, Snippet)).all()
             if not rows:
                 return total
