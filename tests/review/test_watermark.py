@@ -161,7 +161,7 @@ def test_inaudible_by_measure(speech) -> None:
     loud = host_b > host_b.max() * 1e-4  # band-frames within 40 dB of the loudest
     assert np.max(10 * np.log10(mark_b[loud] / host_b[loud])) <= -10.0
     assert np.percentile(10 * np.log10(mark_b[loud] / host_b[loud]), 99) <= -14.0
-    assert mark_b.max() <= host_b.max() * 10 ** (-4.5)  # elsewhere >= 45 dB below the speech
+    assert mark_b[~loud].max() <= host_b.max() * 10 ** (-4.5)  # elsewhere >= 45 dB below the speech
 
 
 def test_silence_stays_silent_and_shape_is_kept() -> None:
@@ -192,6 +192,7 @@ def test_trace_over_thousands_is_quick(leaked_mp3) -> None:
 
 
 def _timed(fn) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this process (other helpers share the cores: wall time would measure them)."""
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
