@@ -40,8 +40,9 @@ def mp3(audio: np.ndarray, *, bit_rate: int = 64_000, rate: int = RATE) -> bytes
     with av.open(buf, "w", format="mp3") as out:
         stream = out.add_stream("libmp3lame", rate=rate, layout="mono")
         stream.bit_rate = bit_rate
-        frame = av.AudioFrame.from_ndarray((np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :],
-                                           format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            (np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :], format="s16", layout="mono"
+        )
         frame.sample_rate = rate
         for packet in stream.encode(frame):
             out.mux(packet)

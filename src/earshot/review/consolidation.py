@@ -95,22 +95,28 @@ def consolidate(
         reasons.append("wer")
     if figures.spread >= policy.adjudication_grade_spread:
         reasons.append("grades")
-    row = session.get(Consolidation, snippet.id)
-    if row is None:
-        row = Consolidation(snippet_id=snippet.id, transcript_enc=b"")
-        session.add(row)
-    row.transcript_enc = deployment.vault.seal_text(
+    sealed = deployment.vault.seal_text(
         session, snippet.customer_id, f"consolidated:{snippet.id}:text", result.text
     )
-    row.graders = figures.graders
-    row.mean_pairwise_wer = figures.mean_pairwise_wer
-    row.grade_agreement = figures.grade_agreement
-    row.intent_agreement = figures.intent_agreement
-    row.accuracy = figures.accuracy
-    row.ties = len(result.ties)
-    row.status = "adjudication" if reasons else "auto"
-    row.reason = ",".join(reasons)[:64]
-    row.created_at = utcnow()
+    values = dict(
+        transcript_enc=sealed,
+        graders=figures.graders,
+        mean_pairwise_wer=figures.mean_pairwise_wer,
+        grade_agreement=figures.grade_agreement,
+        intent_agreement=figures.intent_agreement,
+        accuracy=figures.accuracy,
+        ties=len(result.ties),
+        status="adjudication" if reasons else "auto",
+        reason=",".join(reasons)[:64],
+        created_at=utcnow(),
+    )
+    row = session.get(Consolidation, snippet.id)
+    if row is None:
+        row = Consolidation(snippet_id=snippet.id, **values)
+        session.add(row)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
     session.flush()
     return row
 
