@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from earshot.audit import context as audit_context
 from earshot.audit.merkle import EMPTY_ROOT, Frontier, leaf_hash
@@ -25,6 +25,7 @@ from earshot.audit.signing import TIME_FORMAT
 from earshot.database import utcnow
 
 HEAD_ID = 1
+HEAD_CACHE_KEY = "earshot.audit.head"
 NODE_STRIDE = 4  # interior hashes are stored for levels 4, 8, 12, ...
 ENTRY_VERSION = "earshot.audit/1"
 
@@ -102,25 +103,61 @@ def _check_details(details: Mapping[str, Any] | None) -> str:
     return canonical_json(dict(details))
 
 
-def _lock_head(session: Session) -> Frontier:
+_HEAD = AuditHead.__table__
+_RECORDS = AuditRecord.__table__
+_NODES = AuditNode.__table__
+# Precompiled Core statements: the append path avoids ORM statement evaluation entirely.
+_SELECT_HEAD_FOR_UPDATE = (
+    select(_HEAD.c.size, _HEAD.c.frontier).where(_HEAD.c.id == HEAD_ID).with_for_update()
+)
+# SQLite: the first write of a transaction takes the database write lock, so the read comes with it.
+_LOCK_HEAD_SQLITE = (
+    _HEAD.update()
+    .where(_HEAD.c.id == HEAD_ID)
+    .values(size=_HEAD.c.size)
+    .returning(_HEAD.c.size, _HEAD.c.frontier)
+)
+_UPDATE_HEAD = (
+    _HEAD.update()
+    .where(_HEAD.c.id == HEAD_ID)
+    .values(size=bindparam("n"), frontier=bindparam("f"), root=bindparam("r"), updated_at=bindparam("u"))
+)
+_INSERT_RECORD = _RECORDS.insert()
+_INSERT_NODE = _NODES.insert()
+
+
+def _lock_head(conn: Connection) -> Frontier:
     """Lock the tree head for the rest of the transaction and return its frontier."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        # A no-op write makes pysqlite BEGIN and take the write lock before we read the head.
-        session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(size=AuditHead.size))
-    query = select(AuditHead.size, AuditHead.frontier).where(AuditHead.id == HEAD_ID).with_for_update()
-    row = session.execute(query).first()
+    query = _LOCK_HEAD_SQLITE if conn.dialect.name == "sqlite" else _SELECT_HEAD_FOR_UPDATE
+    row = conn.execute(query).first()
     if row is None:
-        _create_head(session, dialect)
-        row = session.execute(query).one()
-    return Frontier.from_bytes(row.size, row.frontier)
+        _create_head(conn)
+        row = conn.execute(query).one()
+    return Frontier.from_bytes(row[0], row[1])
 
 
-def _create_head(session: Session, dialect: str) -> None:
+def _locked_head(session: Session, conn: Connection) -> Frontier:
+    """The head frontier, locked once per (sub)transaction.
+
+    The head row stays locked until the transaction ends, and every append writes it back, so later
+    appends in the same (innermost) transaction reuse the frontier instead of reading the row again.
+    A savepoint (begun, released or rolled back) changes the innermost transaction, which forces a
+    fresh read; the frontier is kept only with a reference to the transaction it belongs to.
+    """
+    txn = session.get_nested_transaction() or session.get_transaction()
+    cached = session.info.get(HEAD_CACHE_KEY)
+    if cached is not None and cached[0] is txn and txn is not None and txn.is_active:
+        return cached[1]
+    frontier = _lock_head(conn)
+    session.info[HEAD_CACHE_KEY] = (txn, frontier)
+    return frontier
+
+
+def _create_head(conn: Connection) -> None:
     """Create the head row once (concurrent creators do not collide), from any existing records."""
     frontier = Frontier()
     nodes: list[dict[str, Any]] = []
-    for (leaf,) in session.execute(select(AuditRecord.leaf_hash).order_by(AuditRecord.seq)):
+    for (leaf,) in conn.execute(select(_RECORDS.c.leaf_hash).order_by(_RECORDS.c.seq)):
         nodes.extend(_stored_nodes(frontier.append(leaf)))
     values = {
         "id": HEAD_ID,
@@ -129,23 +166,21 @@ def _create_head(session: Session, dialect: str) -> None:
         "root": frontier.root(),
         "updated_at": utcnow(),
     }
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(dialect_insert(AuditHead).values(**values).on_conflict_do_nothing())
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    result = conn.execute(dialect_insert(_HEAD).values(**values).on_conflict_do_nothing())
     if result.rowcount and nodes:  # the node cache may survive from before; keep what is there
-        session.execute(dialect_insert(AuditNode).on_conflict_do_nothing(), nodes)
+        conn.execute(dialect_insert(_NODES).on_conflict_do_nothing(), nodes)
 
 
 def _stored_nodes(formed: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
     return [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in formed if lv % NODE_STRIDE == 0]
 
 
-def _save_head(session: Session, frontier: Frontier, nodes: list[dict[str, Any]]) -> None:
+def _save_head(conn: Connection, frontier: Frontier, nodes: list[dict[str, Any]]) -> None:
     if nodes:
-        session.execute(insert(AuditNode), nodes)
-    session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .values(size=frontier.size, frontier=frontier.to_bytes(), root=frontier.root(), updated_at=utcnow())
+        conn.execute(_INSERT_NODE, nodes)
+    conn.execute(
+        _UPDATE_HEAD, {"n": frontier.size, "f": frontier.to_bytes(), "r": frontier.root(), "u": utcnow()}
     )
 
 
@@ -162,7 +197,8 @@ def record(
 ) -> AuditRecord:
     """Append one event to the log inside `session`'s transaction (and run the monitoring rules)."""
     details_text = _check_details(details)
-    frontier = _lock_head(session)
+    conn = session.connection()
+    frontier = _locked_head(session, conn)
     at = clock()
     seq = frontier.size + 1
     leaf = leaf_hash(
@@ -171,21 +207,24 @@ def record(
         )
     )
     ctx = audit_context.context_for(session)
-    rec = AuditRecord(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        target=target,
-        ip=ip,
-        outcome=outcome,
-        details=details_text,
-        leaf_hash=leaf,
-        mac=ctx.keys.mac(leaf) if ctx else None,
-    )
+    values = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "ip": ip,
+        "outcome": outcome,
+        "details": details_text,
+        "leaf_hash": leaf,
+        "mac": ctx.keys.mac(leaf) if ctx else None,
+    }
+    conn.execute(_INSERT_RECORD, values)
+    _save_head(conn, frontier, _stored_nodes(frontier.append(leaf)))
+    # Hand the caller a persistent ORM object without a second INSERT.
+    rec = AuditRecord(**values)
+    make_transient_to_detached(rec)
     session.add(rec)
-    session.flush()
-    _save_head(session, frontier, _stored_nodes(frontier.append(leaf)))
     audit_context.note_appended(session)
     if monitor:
         from earshot.audit.monitoring import check_event
@@ -196,12 +235,14 @@ def record(
 
 def record_many(session: Session, events: Iterable[Event], *, monitor: bool = True) -> int:
     """Append many events in one go (one head lock, batched inserts); returns how many."""
-    frontier = _lock_head(session)
+    conn = session.connection()
+    frontier = _locked_head(session, conn)
     ctx = audit_context.context_for(session)
     rows: list[dict[str, Any]] = []
     nodes: list[dict[str, Any]] = []
     at = clock()
     at_text = at.astimezone(UTC).strftime(TIME_FORMAT)
+    mac = ctx.keys.mac if ctx else None
     for ev in events:
         details_text = _check_details(ev.details)
         seq = frontier.size + 1
@@ -219,14 +260,14 @@ def record_many(session: Session, events: Iterable[Event], *, monitor: bool = Tr
                 "outcome": ev.outcome,
                 "details": details_text,
                 "leaf_hash": leaf,
-                "mac": ctx.keys.mac(leaf) if ctx else None,
+                "mac": mac(leaf) if mac else None,
             }
         )
         nodes.extend(_stored_nodes(frontier.append(leaf)))
     if not rows:
         return 0
-    session.execute(insert(AuditRecord), rows)
-    _save_head(session, frontier, nodes)
+    conn.execute(_INSERT_RECORD, rows)
+    _save_head(conn, frontier, nodes)
     audit_context.note_appended(session, len(rows))
     if monitor:
         from earshot.audit.monitoring import check_event
