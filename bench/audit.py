@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/audit.py                 # SQLite (embedded default), 1 M records
     .venv/bin/python bench/audit.py --records 200000
-    EARSHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test .venv/bin/python bench/audit.py
+    EARSHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \
+        .venv/bin/python bench/audit.py           # also appends on PostgreSQL
 
 Targets (issue 6): >= 5 000 appends/s, verify 1 M records in <= 10 s.
 """
@@ -231,7 +232,8 @@ def main() -> int:
         build_s = build_log(dep, args.records, checkpoint_every=100_000)
         size_mb = (dep.settings.data_dir / "earshot.db").stat().st_size / 1e6
         print(
-            f"  built in {build_s:.1f} s ({args.records / build_s:.0f} appends/s batched), database {size_mb:.0f} MB"
+            f"  built in {build_s:.1f} s ({args.records / build_s:.0f} appends/s batched), "
+            f"database {size_mb:.0f} MB"
         )
         report = verify_deployment(dep)
         print(f"  verify: {report.summary()}")
