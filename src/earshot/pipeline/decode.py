@@ -105,6 +105,45 @@ def _looks_like_audio_container(data: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
 
 
+def _riff_truncated(data: bytes) -> bool:
+    """A RIFF/WAVE file whose `data` chunk declares more bytes than the file holds was cut.
+
+    FFmpeg silently clamps the duration of such a file to what is there, so check it here.
+    Streaming writers that do not know the size write 0 or 0xFFFFFFFF: those are not judged.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk_id == b"data":
+            if size in (0, 0xFFFFFFFF):
+                return False
+            return pos + 8 + size > len(data)
+        pos += 8 + size + (size & 1)
+    return True  # the header ends before any data chunk
+
+
+def _ogg_truncated(data: bytes) -> bool:
+    """An Ogg stream must end with a complete page flagged end-of-stream; a cut one does not.
+
+    FFmpeg reads the duration from the last complete page, so a cut file otherwise looks whole.
+    """
+    if not data.startswith(b"OggS"):
+        return False
+    last = data.rfind(b"OggS")
+    if last < 0 or last + 27 > len(data):
+        return True
+    n_segments = data[last + 26]
+    table = data[last + 27 : last + 27 + n_segments]
+    if len(table) < n_segments:
+        return True
+    end = last + 27 + n_segments + sum(table)
+    header_type = data[last + 5]
+    return end != len(data) or not (header_type & 0x04)
+
+
 def _format_names(container: av.container.InputContainer) -> set[str]:
     return {name.strip() for name in container.format.name.split(",")}
 
@@ -145,13 +184,13 @@ def decode_audio(data: bytes, *, max_duration_s: float | None = None) -> Audio:
     except (av.FFmpegError, PermissionError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise (TruncatedAudio() if recognised else NotAudio()) from exc
     try:
-        return _decode_container(container, limit_s=limit_s, recognised=recognised)
+        return _decode_container(container, data, limit_s=limit_s, recognised=recognised)
     finally:
         container.close()
 
 
 def _decode_container(
-    container: av.container.InputContainer, *, limit_s: float, recognised: bool
+    container: av.container.InputContainer, data: bytes, *, limit_s: float, recognised: bool
 ) -> Audio:
     if not (_format_names(container) & ALLOWED_FORMATS):
         raise NotAudio()
@@ -169,12 +208,16 @@ def _decode_container(
     if not _codec_allowed(stream.codec_context.name):
         raise UnsupportedCodec()
 
+    if _riff_truncated(data) or _ogg_truncated(data):
+        raise TruncatedAudio()
     declared_s = _declared_duration_s(container, stream)
     if declared_s is not None and declared_s > limit_s + 1.0:
         raise TooLong(limit_s)
 
     max_samples = int(limit_s * SAMPLE_RATE) + SAMPLE_RATE  # one second of resampler slack
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    # Resample keeping the channels (planar float), then average them: FFmpeg's own mono
+    # downmix sums channels and would clip a loud stereo file.
+    resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     total = 0
     errors = 0
@@ -183,7 +226,8 @@ def _decode_container(
     def take(frames: list[av.AudioFrame]) -> None:
         nonlocal total
         for out in frames:
-            arr = out.to_ndarray().reshape(-1)
+            planes = out.to_ndarray()
+            arr = planes[0] if planes.shape[0] == 1 else planes.mean(axis=0)
             chunks.append(arr)
             total += arr.shape[0]
         if total > max_samples:
