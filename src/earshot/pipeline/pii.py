@@ -126,7 +126,8 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     """Typed personal-data spans over `transcript.words`, in word order, never overlapping.
 
     first_word/last_word are inclusive word indices; start_s/end_s come from those words'
-    timings. `use_presidio=None` follows EARSHOT_PII_PRESIDIO (default on).
+    timings, widened into a neighbouring word whose timing is implausibly long (see
+    `_span_times`). `use_presidio=None` follows EARSHOT_PII_PRESIDIO (default on).
     """
     words = transcript.words
     if not words:
@@ -158,16 +159,34 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
         cands += _presidio_cands(cores, lows, runs, emails)
 
     merged = _merge(cands)
-    return [
-        PiiSpan(
-            type=c.type,
-            start_s=float(words[c.first].start_s),
-            end_s=float(words[c.last].end_s),
-            first_word=c.first,
-            last_word=c.last,
-        )
-        for c in merged
-    ]
+    out = []
+    for c in merged:
+        start, end = _span_times(words, c.first, c.last)
+        out.append(PiiSpan(c.type, start, end, c.first, c.last))
+    return out
+
+
+def _plausible_s(text: str) -> float:
+    """A generous upper bound for how long a word takes to say (seconds)."""
+    return 0.1 + 0.06 * sum(ch.isalnum() for ch in text)
+
+
+def _span_times(words: list, first: int, last: int) -> tuple[float, float]:
+    """Start/end of words[first..last], widened into a neighbour whose timing is implausibly
+    long: the aligner gives speech the ASR dropped (often digits it could not read) to the
+    adjacent word, so the tail of a number hides in "Thank" lasting a whole second."""
+    start, end = float(words[first].start_s), float(words[last].end_s)
+    if first > 0:
+        prev = words[first - 1]
+        cut = float(prev.start_s) + _plausible_s(prev.text)
+        if cut < float(prev.end_s):
+            start = min(start, cut)
+    if last + 1 < len(words):
+        nxt = words[last + 1]
+        cut = float(nxt.end_s) - _plausible_s(nxt.text)
+        if cut > float(nxt.start_s):
+            end = max(end, cut)
+    return start, end
 
 
 def mask_transcript(transcript: Transcript, spans: list[PiiSpan]) -> str:
