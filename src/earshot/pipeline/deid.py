@@ -1,0 +1,206 @@
+"""The de-identification path for one recording: VAD snippets -> ASR -> PII -> bleep -> new voice.
+
+`DeidPipeline` loads its models once (VAD, ASR, PII recognisers, voice anonymiser) and turns a
+decoded recording into `DeidSnippet`s exactly as a reviewer will hear and read them:
+
+1. `segment`: speech cut at pauses into snippets of at most `max_snippet_s`;
+2. ASR on each *original* snippet (better accuracy; one batched call per recording);
+3. `detect_pii` on the transcript, `mask_transcript` for the text the reviewer reads;
+4. `redact_audio`: PII spans (plus a margin) silenced in the snippet audio;
+5. `VoiceAnonymiser.anonymise` with fresh random parameters per snippet, drawn from OS entropy
+   and never stored; the redaction is applied once more afterwards so nothing the anonymiser
+   does can bring sound back into a bleeped stretch.
+
+Snippet and PII times in the result are relative to the input recording. Per-stage wall and CPU
+times accumulate in `DeidPipeline.timings` (used by bench/deid.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from earshot.pipeline.decode import decode_audio
+from earshot.pipeline.segment import SegmentOptions, SileroVad, get_vad, segment
+from earshot.pipeline.types import SAMPLE_RATE, Audio, DeidSnippet, PiiSpan, Span, Transcript
+
+if TYPE_CHECKING:
+    from earshot.config import Settings
+    from earshot.pipeline.asr import Transcriber
+    from earshot.pipeline.voice import VoiceAnonymiser
+
+STAGES = ("decode", "vad", "asr", "pii", "redact", "voice")
+
+
+@dataclass
+class StageTime:
+    """Accumulated wall-clock and process CPU seconds of one stage."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    calls: int = 0
+
+
+@dataclass
+class Timings:
+    stages: dict[str, StageTime] = field(default_factory=lambda: {s: StageTime() for s in STAGES})
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            t = self.stages.setdefault(stage, StageTime())
+            t.wall_s += time.perf_counter() - wall
+            t.cpu_s += time.process_time() - cpu
+            t.calls += 1
+
+    def reset(self) -> None:
+        self.stages = {s: StageTime() for s in STAGES}
+
+
+class DeidPipeline:
+    """Models loaded once; `process` de-identifies one decoded recording."""
+
+    def __init__(
+        self,
+        *,
+        max_snippet_s: float = 10.0,
+        transcriber: Transcriber | None = None,
+        anonymiser: VoiceAnonymiser | None = None,
+        vad: SileroVad | None = None,
+        segment_options: SegmentOptions | None = None,
+        redact_margin_s: float = 0.15,
+        settings: Settings | None = None,
+    ) -> None:
+        from earshot.pipeline.asr import get_transcriber
+        from earshot.pipeline.voice import VoiceAnonymiser
+
+        self.max_snippet_s = max_snippet_s
+        self.segment_options = segment_options or SegmentOptions()
+        self.redact_margin_s = redact_margin_s
+        self.vad = vad or get_vad()
+        self.transcriber = transcriber or get_transcriber(settings)
+        self.anonymiser = anonymiser or VoiceAnonymiser()
+        self.timings = Timings()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load what the PII detector loads lazily (recognisers, gazetteer) now, not mid-request."""
+        from earshot.pipeline.pii import detect_pii
+        from earshot.pipeline.types import Word
+
+        words = [Word("call", 0.0, 0.3), Word("Anna", 0.3, 0.6), Word("on", 0.6, 0.7)]
+        detect_pii(Transcript(text="call Anna on", words=words))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeidPipeline:
+        """The pipeline a deployment's settings describe (snippet length, ASR model and hash)."""
+        return cls(max_snippet_s=settings.max_snippet_s, settings=settings)
+
+    # -- stages --------------------------------------------------------------------------
+
+    def decode(self, data: bytes, *, max_duration_s: float | None = None) -> Audio:
+        """`decode_audio`, timed as the decode stage."""
+        with self.timings.measure("decode"):
+            return decode_audio(data, max_duration_s=max_duration_s)
+
+    def segment(self, audio: Audio) -> list[Span]:
+        with self.timings.measure("vad"):
+            return segment(
+                audio, max_snippet_s=self.max_snippet_s, options=self.segment_options, vad=self.vad
+            )
+
+    def transcribe_spans(self, audio: Audio, spans: list[Span]) -> list[Transcript]:
+        """ASR of each span of `audio` (original audio), word times relative to the span."""
+        pieces = [_cut(audio, span) for span in spans]
+        with self.timings.measure("asr"):
+            batch = getattr(self.transcriber, "transcribe_batch", None)
+            if callable(batch):
+                return list(batch(pieces))
+            return [self.transcriber.transcribe(p) for p in pieces]
+
+    def transcribe_only(self, audio: Audio) -> list[tuple[Span, Transcript]]:
+        """VAD + ASR, nothing de-identified (for benchmarks and ASR evaluation)."""
+        spans = self.segment(audio)
+        return list(zip(spans, self.transcribe_spans(audio, spans), strict=True))
+
+    # -- the whole path ------------------------------------------------------------------
+
+    def process(self, audio: Audio, *, rng: np.random.Generator | None = None) -> list[DeidSnippet]:
+        """De-identified snippets of `audio` (16 kHz mono float32), in order; [] if no speech.
+
+        `rng` is for tests only; by default every snippet's voice parameters come from fresh
+        OS entropy and are never kept.
+        """
+        from earshot.pipeline.pii import detect_pii, mask_transcript
+        from earshot.pipeline.redact import redact_audio
+
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        spans = self.segment(audio)
+        transcripts = self.transcribe_spans(audio, spans)
+        out: list[DeidSnippet] = []
+        for span, transcript in zip(spans, transcripts, strict=True):
+            piece = _cut(audio, span)
+            duration = len(piece) / SAMPLE_RATE
+            with self.timings.measure("pii"):
+                pii = _clamp_spans(detect_pii(transcript), duration)
+                masked = mask_transcript(transcript, pii)
+            with self.timings.measure("redact"):
+                redacted = redact_audio(piece, pii, margin_s=self.redact_margin_s)
+            with self.timings.measure("voice"):
+                voiced = self.anonymiser.anonymise(
+                    redacted, rng if rng is not None else np.random.default_rng()
+                )
+            with self.timings.measure("redact"):
+                final = redact_audio(_fit(voiced, len(piece)), pii, margin_s=self.redact_margin_s)
+            out.append(
+                DeidSnippet(
+                    audio=np.asarray(final, dtype=np.float32),
+                    start_s=span.start_s,
+                    end_s=span.start_s + duration,
+                    transcript=masked,
+                    pii=[
+                        PiiSpan(p.type, span.start_s + p.start_s, span.start_s + p.end_s,
+                                p.first_word, p.last_word)
+                        for p in pii
+                    ],
+                )
+            )  # fmt: skip
+        return out
+
+    def process_bytes(self, data: bytes, *, max_duration_s: float | None = None) -> list[DeidSnippet]:
+        """Decode (raising `AudioError` on bad input) and de-identify an uploaded recording."""
+        return self.process(self.decode(data, max_duration_s=max_duration_s))
+
+
+def _cut(audio: Audio, span: Span) -> Audio:
+    a = max(0, int(round(span.start_s * SAMPLE_RATE)))
+    b = min(len(audio), int(round(span.end_s * SAMPLE_RATE)))
+    return audio[a:b]
+
+
+def _fit(audio: Audio, n: int) -> Audio:
+    """Exactly `n` samples (the anonymiser keeps length; this only guards against drift)."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if len(audio) == n:
+        return audio
+    if len(audio) > n:
+        return audio[:n]
+    return np.concatenate([audio, np.zeros(n - len(audio), dtype=np.float32)])
+
+
+def _clamp_spans(spans: list[PiiSpan], duration: float) -> list[PiiSpan]:
+    """PII spans inside [0, duration] with start <= end (ASR timings can overshoot a little)."""
+    out = []
+    for p in spans:
+        start = min(max(float(p.start_s), 0.0), duration)
+        end = min(max(float(p.end_s), start), duration)
+        out.append(PiiSpan(p.type, start, end, p.first_word, p.last_word))
+    return out
