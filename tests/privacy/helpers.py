@@ -13,7 +13,7 @@ from earshot.deployment import Deployment
 from earshot.intake.models import Product, Recording
 from earshot.intake.services import create_product
 from earshot.pipeline.types import DeidSnippet
-from earshot.privacy.services import set_consent
+from earshot.privacy.services import has_consent, set_consent
 from earshot.review.models import Assignment, Grade, Snippet
 from earshot.review.services import add_snippet
 
@@ -33,7 +33,7 @@ def recording(
     raw: bool = False,
 ) -> Recording:
     """A recording of a consenting customer (consent is granted if not yet)."""
-    customer = set_consent(session, dep, external_id, granted=True)
+    customer = has_consent(session, dep, external_id) or set_consent(session, dep, external_id, granted=True)
     rec = Recording(
         customer_id=customer.id,
         product_id=prod.id,

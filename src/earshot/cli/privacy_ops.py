@@ -14,6 +14,16 @@ retention_app = typer.Typer(help="Retention: delete what is past its time.", no_
 report_app = typer.Typer(help="Compliance reports.", no_args_is_help=True)
 
 
+@retention_app.callback()
+def _retention() -> None:
+    """Retention (GDPR Art. 5(1)(e)): delete what is past its time."""
+
+
+@report_app.callback()
+def _report() -> None:
+    """Compliance reports (GDPR Art. 30)."""
+
+
 @retention_app.command("run")
 def run(
     as_of: str | None = typer.Option(
