@@ -37,6 +37,8 @@ def types(text: str) -> list[str]:
             "Text me on [PHONE].",
         ),
         ("Ring me on +44 20 7946 0958 tonight.", "Ring me on [PHONE] tonight."),
+        ("It's 6 7 for 8 2 1.", "It's [NUMBER]."),
+        ("The reference is double 4, double 4, and 9786.", "The reference is [ACCOUNT]."),
         # cards: Luhn-checked written, spoken with a cue
         ("It's 4111 1111 1111 1111 I think.", "It's [CARD] I think."),
         ("My card number is four one one one, one one one one.", "My card number is [CARD]."),
@@ -71,6 +73,10 @@ def test_digit_runs_spoken_and_written(text: str, expected: str) -> None:
         ("My email is jane.doe at example.com.", "My email is [EMAIL]."),
         ("Email address is jane doe at gmail dot com.", "Email address is [EMAIL]."),
         ("It's bob99@ example.org ok.", "It's [EMAIL] ok."),
+        # how the ASR writes a spoken address it did not understand as one
+        ("You can write to me at quin .goat email .com anytime.", "You can write to me at [EMAIL] anytime."),
+        ("My email is www .ingrid .co .co.", "My email is [EMAIL]."),
+        ("Send the details to kwen.goatemail.com please.", "Send the details to [EMAIL] please."),
     ],
 )
 def test_emails_spoken_and_written(text: str, expected: str) -> None:
@@ -103,6 +109,7 @@ def test_names_by_context_and_gazetteer(text: str, expected: str) -> None:
         ("It's 221B Baker Street.", "It's [ADDRESS]"),
         ("My address is forty two Elm Road.", "My address is [ADDRESS]"),
         ("The postcode is SW1A 1AA.", "The postcode is [ADDRESS]"),
+        ("I live at 76 to live a road.", "I live at [ADDRESS]"),
     ],
 )
 def test_street_addresses(text: str, expected: str) -> None:
@@ -143,6 +150,10 @@ def test_date_of_birth(text: str) -> None:
         "I'm fine, just a bit tired.",
         "Play the next song please.",
         "The meeting is at ten thirty on Monday.",
+        "The meeting starts at 10.30 on Monday.",
+        "I have 2 to 3 dogs.",
+        "It costs 3.50 today.",
+        "I read it on bbc.co.uk yesterday.",
     ],
 )
 def test_no_false_positives_on_ordinary_sentences(text: str) -> None:

@@ -24,10 +24,12 @@ from earshot.pipeline.pii_spoken import (
     TEENS,
     TENS,
     UNITS,
+    EmailMatch,
     NumberRun,
     clean,
     find_emails,
     find_number_runs,
+    find_web_addresses,
     is_number_word,
     luhn_ok,
     written_digits,
@@ -137,7 +139,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     starts = _sentence_starts([w.text for w in words])
     cands: list[_Cand] = []
 
-    emails = find_emails(cores, _is_suffix)
+    emails = _dedupe_emails(find_emails(cores, _is_suffix) + find_web_addresses(cores, _is_suffix))
     cands += [_Cand(m.first, m.last, "EMAIL") for m in emails]
     in_email = {i for m in emails for i in range(m.first, m.last + 1)}
 
@@ -186,7 +188,19 @@ def _span_times(words: list, first: int, last: int) -> tuple[float, float]:
         cut = float(nxt.end_s) - _plausible_s(nxt.text)
         if cut > float(nxt.start_s):
             end = max(end, cut)
+    else:
+        # the aligner often ends the last word early; after it there is nothing to keep
+        end = max(end, float(words[last].start_s) + _spoken_upper_s(words[last].text))
+    if first == 0:
+        start = max(0.0, min(start, float(words[0].end_s) - _spoken_upper_s(words[0].text)))
     return start, end
+
+
+def _spoken_upper_s(text: str) -> float:
+    """Upper bound for saying a written token: digits take a word each."""
+    digits = sum(ch.isdigit() for ch in text)
+    letters = sum(ch.isalpha() for ch in text)
+    return 0.2 + 0.45 * digits + 0.08 * letters
 
 
 def mask_transcript(transcript: Transcript, spans: list[PiiSpan]) -> str:
@@ -226,6 +240,18 @@ def mask_transcript(transcript: Transcript, spans: list[PiiSpan]) -> str:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _dedupe_emails(found: list[EmailMatch]) -> list[EmailMatch]:
+    """Overlapping matches: keep the one that starts first and reaches furthest."""
+    out: list[EmailMatch] = []
+    for m in sorted(found, key=lambda m: (m.first, -m.last)):
+        if out and m.first <= out[-1].last:
+            if m.last > out[-1].last:
+                out[-1] = EmailMatch(out[-1].first, m.last, out[-1].address)
+            continue
+        out.append(m)
+    return out
 
 
 def _is_suffix(domain: str) -> bool:
@@ -311,7 +337,8 @@ def _is_clock_time(run: NumberRun, lows: list[str]) -> bool:
     """A clock time ("at ten thirty", "7:15 pm", "at 10.30"): not personal data."""
     before = lows[run.first - 1] if run.first > 0 else ""
     after = lows[run.last + 1] if run.last + 1 < len(lows) else ""
-    if run.first == run.last and _WRITTEN_TIME.fullmatch(lows[run.first]):
+    joined = "".join(lows[run.first : run.last + 1])
+    if not run.spoken and run.last - run.first <= 2 and _WRITTEN_TIME.fullmatch(joined):
         return before in _TIME_BEFORE or after in _TIME_AFTER
     if not run.spoken or run.last - run.first > 2:
         return False
@@ -365,9 +392,9 @@ def _dates_of_birth(cores: list[str], lows: list[str]) -> list[_Cand]:
         j = end + 1
         while j < n and j <= end + 3 and lows[j] in _DOB_FILLERS:
             j += 1
-        first = j
+        first = j - 1 if j - 1 > end and lows[j - 1] == "the" else j
         last = -1
-        while j < n and j <= first + 8:
+        while j < n and j <= first + 9:
             if _is_date_token(lows[j], cores[j]):
                 last = j
             elif lows[j] not in ("of", "the", "and", ",", "/"):
@@ -409,9 +436,19 @@ def _addresses(words_text: list[str], cores: list[str], lows: list[str]) -> list
             _is_cap(cores[a - 1]) and lows[a - 1] not in FUNCTION_WORDS
         ):
             a -= 1
-        if lows[a] in FUNCTION_WORDS or not cores[a].replace("'", "").isalpha():
-            continue
+        if (lows[a] in FUNCTION_WORDS or not cores[a].replace("'", "").isalpha()) and not (
+            a >= 1 and _house_number_start(cores, lows, a - 1) >= 0
+        ):
+            a = s  # look for a house number further back
         h = _house_number_start(cores, lows, a - 1)
+        if h < 0:  # ASR-garbled street names: "76 to live a road"
+            for k in range(a - 2, max(-1, a - 5), -1):
+                if _sentence_break(words_text, k):
+                    break
+                h = _house_number_start(cores, lows, k)
+                if h >= 0:
+                    a = k + 1
+                    break
         if h < 0 and not all(_is_cap(cores[x]) for x in range(a, s + 1)):
             continue
         if lows[s] in ("dr", "st", "way", "place", "court", "walk", "rise", "row") and h < 0:
@@ -419,7 +456,7 @@ def _addresses(words_text: list[str], cores: list[str], lows: list[str]) -> list
         first = h if h >= 0 else a
         last = _extend_address(words_text, cores, lows, first, s, gz.common)
         out.append(_Cand(first, last, "ADDRESS"))
-    out += _cued_addresses(cores, lows)
+    out += _cued_addresses(words_text, cores, lows)
     return out
 
 
@@ -454,7 +491,7 @@ def _extend_address(
     return last
 
 
-def _cued_addresses(cores: list[str], lows: list[str]) -> list[_Cand]:
+def _cued_addresses(words_text: list[str], cores: list[str], lows: list[str]) -> list[_Cand]:
     out: list[_Cand] = []
     n = len(lows)
     for end in range(n):
@@ -472,14 +509,18 @@ def _cued_addresses(cores: list[str], lows: list[str]) -> list[_Cand]:
             if written_digits(core) is not None or is_number_word(low):
                 has_number = True
                 last = j
-                # a house number is followed by the street name, whatever the ASR's casing
-                k = j + 1
-                while k < n and k <= j + 2 and _plain_word(lows[k]):
-                    if lows[k] in STREET_SUFFIXES or k == j + 1 or lows[k - 1] not in STREET_SUFFIXES:
+                # a house number is followed by the street name, whatever the ASR's casing:
+                # up to the street suffix if one comes within four words, else two words
+                suffix = next(
+                    (k for k in range(j + 1, min(n, j + 5)) if lows[k] in STREET_SUFFIXES), -1
+                )
+                if suffix > 0 and not any(_sentence_break(words_text, k) for k in range(j, suffix)):
+                    last = suffix
+                else:
+                    k = j + 1
+                    while k < n and k <= j + 2 and _plain_word(lows[k]):
                         last = k
-                    k += 1
-                    if lows[k - 1] in STREET_SUFFIXES:
-                        break
+                        k += 1
                 j = last + 1
                 continue
             elif low in STREET_SUFFIXES or low in _DIRECTIONS or low in _UNIT_WORDS:
@@ -494,6 +535,11 @@ def _cued_addresses(cores: list[str], lows: list[str]) -> list[_Cand]:
         if last >= first and (has_number or last > first):
             out.append(_Cand(first, last, "ADDRESS"))
     return out
+
+
+def _sentence_break(words_text: list[str], k: int) -> bool:
+    """Word k ends a sentence (its raw form ends with . ? or !)."""
+    return 0 <= k < len(words_text) and words_text[k].strip().endswith((".", "?", "!"))
 
 
 _NOT_STREET = frozenset("tomorrow today tonight please thanks thank next near by".split())

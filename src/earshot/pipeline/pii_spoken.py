@@ -205,7 +205,10 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
                 j += 1
                 continue
             if k in ("A", "S", "H") and j + 2 < n and kinds[j + 2] in ("D", "N", "O", "R"):
-                if k == "A" and not (lows[j] in ("hundred", "thousand") and kinds[j + 2] == "N"):
+                if k == "A" and not (
+                    (lows[j] in ("hundred", "thousand") and kinds[j + 2] == "N")
+                    or _digit_count(cores[i : j + 1], kinds[i : j + 1], lows[i : j + 1]) >= 3
+                ):
                     break
                 if k == "H" and not _homophone_is_digit(cores, j + 1):
                     break
@@ -214,7 +217,7 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
             break
         # trim words that only count inside a run
         a, b = i, j
-        while a <= b and (kinds[a] == "R" and (a == b or kinds[a + 1] not in ("N", "O"))):
+        while a <= b and (kinds[a] == "R" and (a == b or kinds[a + 1] not in ("N", "O", "D"))):
             a += 1
         while b >= a and kinds[b] in ("R", "A", "S"):
             b -= 1
@@ -241,6 +244,10 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
     return runs
 
 
+def _digit_count(cores: list[str], kinds: list[str], lows: list[str]) -> int:
+    return len(_run_digits(cores, kinds, lows))
+
+
 def _single_digit(core: str) -> bool:
     """One digit, written or said ("6", "six", "oh"), possibly with separators ("8.7.6")."""
     low = core.lower()
@@ -264,10 +271,14 @@ def _run_digits(cores: list[str], kinds: list[str], lows: list[str]) -> str:
     spoken: list[str] = []
     for core, kind, low in zip(cores, kinds, lows, strict=True):
         if kind == "D":
+            repeat = 1
+            if spoken and spoken[-1] in REPEATS:  # "double 4"
+                repeat = REPEATS[spoken.pop()]
             if spoken:
                 parts.append(spoken_to_digits(spoken))
                 spoken = []
-            parts.append(written_digits(core) or "")
+            digits = written_digits(core) or ""
+            parts.append(digits * repeat if len(digits) == 1 else digits)
         elif kind in ("N", "O", "R", "A"):
             spoken.append(low)
         elif kind == "H":
@@ -358,6 +369,49 @@ def find_emails(cores: list[str], is_suffix: object) -> list[EmailMatch]:
         if loc_start < 0:
             continue
         found.append(EmailMatch(loc_start, dom_end, f"{local}@{domain}"))
+    return _dedupe(found)
+
+
+_DOTTED = re.compile(r"(?:[a-z0-9_\-]*\.)+[a-z0-9_\-]+|\.[a-z0-9_\-]+")
+_WEB_CUES = EMAIL_CUES | {"write", "reach", "contact", "send", "details", "website", "site", "www"}
+
+
+def find_web_addresses(cores: list[str], is_suffix: object) -> list[EmailMatch]:
+    """E-mail addresses as ASR tends to write a spoken one: like a web address, split over
+    words ("quin .goat email .com", "www.enggrid.com") after an e-mail cue.
+
+    A chain of up to six words, at least one dotted, ending in a public suffix; it counts
+    after a cue word (email, write, reach, ...) within six words, or when it has "www" or
+    two dotted words.
+    """
+    lows = [c.lower() for c in cores]
+    check = is_suffix if callable(is_suffix) else (lambda _s: False)
+    found: list[EmailMatch] = []
+    n = len(lows)
+    k = 0
+    while k < n:
+        low = lows[k]
+        label = low.rsplit(".", 1)[-1] if "." in low else ""
+        if not (_DOTTED.fullmatch(low) and label.isalpha() and check("x." + label)):
+            k += 1
+            continue
+        start = k
+        while start - 1 >= 0 and k - start < 5:
+            prev = lows[start - 1]
+            if not re.fullmatch(r"[\w.\-]+", prev):
+                break
+            # "email" inside the chain is ASR for "gmail": only between dotted words
+            if prev in _LOCAL_STOP and not (start - 2 >= 0 and "." in lows[start - 2]):
+                break
+            start -= 1
+        chain = lows[start : k + 1]
+        dotted = sum(1 for w in chain if "." in w)
+        cue = any(w in _WEB_CUES for w in lows[max(0, start - 6) : start])
+        if cue or "www" in "".join(chain) or dotted >= 2:
+            text = "".join(chain)
+            if not re.fullmatch(r"\d+(?:\.\d+)*", text):
+                found.append(EmailMatch(start, k, text))
+        k += 1
     return _dedupe(found)
 
 
