@@ -85,6 +85,9 @@ def test_coverage_of_value_speech() -> None:
     assert coverage(audio, extent, [], margin_s=0.15) == 0.0
     half = coverage(audio, extent, [PiiSpan("X", 1.5, 2.5)], margin_s=0.0)
     assert half == pytest.approx(0.5, abs=0.01)
+    # speech outside every snippet is never heard, so it counts as covered
+    assert coverage(audio, extent, [], 0.0, heard=[(0.0, 1.5)]) == pytest.approx(0.5, abs=0.01)
+    assert coverage(audio, extent, [], 0.0, heard=[]) == 1.0
 
 
 def test_wav_bytes_with_streamed_header() -> None:

@@ -326,13 +326,27 @@ def synthesize_planted(item: Planted, voice: str) -> tuple[Audio, tuple[float, f
     return np.concatenate(out).astype(np.float32), extent
 
 
-def coverage(audio: Audio, extent: tuple[float, float], spans: Sequence[PiiSpan], margin_s: float) -> float:
-    """Share of the value's audible samples that fall inside span +/- margin."""
+def coverage(
+    audio: Audio,
+    extent: tuple[float, float],
+    spans: Sequence[PiiSpan],
+    margin_s: float,
+    heard: Sequence[tuple[float, float]] | None = None,
+) -> float:
+    """Share of the value's audible samples that fall inside span +/- margin, or outside
+    every snippet a reviewer hears (`heard`: stretches of the input, None = all of it)."""
     a, b = (int(round(t * SAMPLE_RATE)) for t in extent)
     seg = np.abs(audio[a:b]) > 0.01
     if not seg.any():
         return 1.0
     covered = np.zeros(b - a, bool)
+    if heard is not None:
+        covered[:] = True
+        for h0, h1 in heard:
+            lo = max(a, int(h0 * SAMPLE_RATE))
+            hi = min(b, int(np.ceil(h1 * SAMPLE_RATE)))
+            if hi > lo:
+                covered[lo - a : hi - a] = False
     for s in spans:
         lo = max(a, int((s.start_s - margin_s) * SAMPLE_RATE))
         hi = min(b, int(np.ceil((s.end_s + margin_s) * SAMPLE_RATE)))
@@ -429,28 +443,31 @@ class _Path:
 
             self._pipeline = DeidPipeline()
             self.name = "earshot.pipeline.deid.DeidPipeline"
+            self.margin_s = float(getattr(self._pipeline, "redact_margin_s", self.margin_s))
         except ImportError:
             self._pipeline = None
         from earshot.pipeline.asr import get_transcriber
 
         self.asr = get_transcriber()
 
-    def process(self, audio: Audio) -> tuple[Audio, str, list[PiiSpan]]:
-        """(audio a reviewer hears, masked transcript, spans) for one utterance."""
+    def process(self, audio: Audio) -> tuple[Audio, str, list[PiiSpan], list[tuple[float, float]]]:
+        """(audio a reviewer hears, masked transcript, spans, stretches of the input heard)."""
         if self._pipeline is not None:
             result = self._pipeline.process(audio)
             snippets = result if isinstance(result, list | tuple) else [result]
             if not snippets:
-                return np.zeros(0, np.float32), "", []
+                return np.zeros(0, np.float32), "", [], []
             out_audio = np.concatenate([np.asarray(s.audio, np.float32) for s in snippets])
             text = " ".join(s.transcript for s in snippets if s.transcript)
-            return out_audio, text, [p for s in snippets for p in s.pii]
+            heard = [(float(s.start_s), float(s.end_s)) for s in snippets]
+            return out_audio, text, [p for s in snippets for p in s.pii], heard
         from earshot.pipeline.pii import detect_pii, mask_transcript
         from earshot.pipeline.redact import redact_audio
 
         tr = self.asr.transcribe(audio)
         spans = detect_pii(tr)
-        return redact_audio(audio, spans), mask_transcript(tr, spans), spans
+        heard = [(0.0, len(audio) / SAMPLE_RATE)]
+        return redact_audio(audio, spans, margin_s=self.margin_s), mask_transcript(tr, spans), spans, heard
 
     def transcript(self, audio: Audio) -> Transcript:
         """The product ASR's unmasked transcript of the original (for precision)."""
@@ -509,14 +526,14 @@ def run_pii_eval(
         report_progress("PII sentences", n, len(jobs))
         audio, extent = synthesize_planted(item, voice)
         audio_s += len(audio) / SAMPLE_RATE
-        out_audio, masked, spans = path.process(audio)
+        out_audio, masked, spans, heard = path.process(audio)
         hyp_orig = judge.transcribe(audio)
         hyp_out = judge.transcribe(out_audio) if len(out_audio) else ""
         transcript = path.transcript(audio)
         own_spans = detect_pii(transcript)
         row = _row(voice, item, hyp_orig, hyp_out, masked, transcript, own_spans, spans)
         row["coverage"] = (
-            round(coverage(audio, extent, spans, path.margin_s), 4) if extent else None
+            round(coverage(audio, extent, spans, path.margin_s, heard), 4) if extent else None
         )
         rows.append(row)
     report_progress("PII sentences", len(jobs), len(jobs))
