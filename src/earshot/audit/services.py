@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -28,6 +29,7 @@ HEAD_ID = 1
 HEAD_CACHE_KEY = "earshot.audit.head"
 NODE_STRIDE = 4  # interior hashes are stored for levels 4, 8, 12, ...
 ENTRY_VERSION = "earshot.audit/1"
+_ENTRY_PREFIX = f'["{ENTRY_VERSION}",'
 
 # Keys that would put content or direct identifiers into the log; `record` refuses them.
 FORBIDDEN_DETAIL_KEYS = frozenset(
@@ -56,16 +58,27 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def entry_text(
+    seq: int, at: str, actor: str, action: str, target: str | None, ip: str | None, outcome: str, details: str
+) -> str:
+    """The entry a leaf hash covers, as text: a JSON array with the version tag and every column.
+
+    Byte for byte `json.dumps([ENTRY_VERSION, seq, at, ...], separators=(",", ":"))` (ASCII, compact),
+    built field by field because verification runs it a million times. `at` is the canonical UTC
+    text (`signing.TIME_FORMAT`), `details` the stored canonical JSON text.
+    """
+    return (
+        f"{_ENTRY_PREFIX}{int(seq)},{_q(at)},{_q(actor)},{_q(action)},"
+        f"{'null' if target is None else _q(target)},{'null' if ip is None else _q(ip)},"
+        f"{_q(outcome)},{_q(details)}]"
+    )
+
+
 def entry_bytes(
     seq: int, at: str, actor: str, action: str, target: str | None, ip: str | None, outcome: str, details: str
 ) -> bytes:
-    """The bytes a leaf hash covers: a JSON array with the version tag and every column.
-
-    `at` is the canonical UTC text (`signing.TIME_FORMAT`), `details` the stored canonical JSON text.
-    """
-    return json.dumps(
-        [ENTRY_VERSION, seq, at, actor, action, target, ip, outcome, details], separators=(",", ":")
-    ).encode()
+    """`entry_text` as bytes (ASCII)."""
+    return entry_text(seq, at, actor, action, target, ip, outcome, details).encode()
 
 
 def canonical(record: AuditRecord) -> bytes:
