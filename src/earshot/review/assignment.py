@@ -242,9 +242,6 @@ def next_assignment(
     )
     session.add(assignment)
     _exclude(session, reviewer_id, snippet, now)
-    session.execute(
-        update(ReviewerState).where(ReviewerState.reviewer_id == reviewer_id).values(last_assigned_at=now)
-    )
     session.flush()
     audit.record(
         session,
