@@ -87,9 +87,47 @@ def say(speech_dir: Path) -> Callable[..., np.ndarray]:
     return _say
 
 
-SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
+SENTENCE = "Thank you for your help, and can you turn the music down a little bit?"
 
 
 @pytest.fixture(scope="session")
 def sentence(say: Callable[..., np.ndarray]) -> np.ndarray:
     return say(SENTENCE)
+
+
+LONG_SENTENCES = [
+    "Good morning, I am calling about the delivery that was supposed to arrive yesterday.",
+    "The driver said he left it with a neighbour, but nobody on the street has seen it.",
+    "Could you check where the parcel is right now?",
+    "I have been waiting at home all week and I cannot keep taking days off work.",
+    "If it is lost, I would like a refund or a replacement sent by express post.",
+    "Thank you for your help, and sorry for the long message.",
+]
+
+
+@pytest.fixture(scope="session")
+def long_speech(say: Callable[..., np.ndarray]) -> np.ndarray:
+    """About 40 s of speech: sentences with pauses of 0.15-0.9 s, one run-on stretch > 10 s."""
+    rng = np.random.default_rng(7)
+    voices = ["en-us", "en-us+f2", "en-gb-x-rp+m3"]
+    parts = [np.zeros(SAMPLE_RATE // 2, np.float32)]
+    for round_ in range(2):
+        for i, text in enumerate(LONG_SENTENCES):
+            parts.append(say(text, voices[(i + round_) % len(voices)]))
+            pause = 0.15 if (round_ == 0 and i < 3) else float(rng.uniform(0.3, 0.9))
+            parts.append(np.zeros(int(pause * SAMPLE_RATE), np.float32))
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="session")
+def transcriber():  # noqa: ANN201 - the session's one WhisperTranscriber
+    from earshot.pipeline.asr import get_transcriber
+
+    return get_transcriber()
+
+
+@pytest.fixture(scope="session")
+def pipeline(transcriber):  # noqa: ANN001, ANN201 - one DeidPipeline (models loaded once)
+    from earshot.pipeline.deid import DeidPipeline
+
+    return DeidPipeline(transcriber=transcriber)

@@ -35,6 +35,7 @@ PINNED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550
 
 _WINDOW_S = 30.0  # Whisper's trained input length
 _FRAMES_PER_S = 100  # mel frames per second (hop 160 at 16 kHz)
+_LONG_PIECE_S = 25.0  # longer audio is cut by our VAD into pieces of at most this
 
 
 # Punctuation glued to the neighbouring word (faster-whisper's defaults, minus the hyphen, which
@@ -302,23 +303,27 @@ class WhisperTranscriber:
         return Transcript(text=text, words=words)
 
     def _transcribe_long(self, audio: Audio) -> Transcript:
-        """Faster-whisper's sliding 30 s window loop, for audio longer than one window."""
-        with self._lock:
-            segments, _info = self._model.transcribe(
-                np.asarray(audio, dtype=np.float32),
-                language="en",
-                beam_size=self.options.beam_size,
-                temperature=0.0,
-                word_timestamps=True,
-                vad_filter=False,
-                condition_on_previous_text=False,
+        """Audio longer than one window: cut with our VAD into pieces, transcribe, shift times.
+
+        (faster-whisper's own 30 s loop was measured to stop after a long silence and lose
+        the speech that follows it.)
+        """
+        from earshot.pipeline.segment import segment
+
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        spans = segment(audio, max_snippet_s=_LONG_PIECE_S)
+        pieces = [audio[int(sp.start_s * SAMPLE_RATE) : int(sp.end_s * SAMPLE_RATE)] for sp in spans]
+        words: list[Word] = []
+        for span, piece in zip(spans, self.transcribe_batch(pieces), strict=True):
+            words.extend(
+                Word(
+                    w.text,
+                    round(span.start_s + w.start_s, 3),
+                    round(span.start_s + w.end_s, 3),
+                    w.probability,
+                )
+                for w in piece.words
             )
-            words = [
-                Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
-                for seg in segments
-                for w in (seg.words or [])
-                if w.word.strip()
-            ]
         return Transcript(text=" ".join(w.text for w in words), words=words)
 
 

@@ -109,7 +109,8 @@ def _riff_truncated(data: bytes) -> bool:
     """A RIFF/WAVE file whose `data` chunk declares more bytes than the file holds was cut.
 
     FFmpeg silently clamps the duration of such a file to what is there, so check it here.
-    Streaming writers that do not know the size write 0 or 0xFFFFFFFF: those are not judged.
+    Streaming writers that do not know the size write 0, 0xFFFFFFFF or a near-2 GiB placeholder
+    (espeak-ng and others write 0x7FFFF000): those are not judged.
     """
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return False
@@ -118,7 +119,7 @@ def _riff_truncated(data: bytes) -> bool:
         chunk_id = data[pos : pos + 4]
         size = int.from_bytes(data[pos + 4 : pos + 8], "little")
         if chunk_id == b"data":
-            if size in (0, 0xFFFFFFFF):
+            if size == 0 or size >= 0x7FFF0000:
                 return False
             return pos + 8 + size > len(data)
         pos += 8 + size + (size & 1)

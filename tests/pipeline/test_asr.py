@@ -1,0 +1,108 @@
+"""ASR: tiny.en gets espeak speech mostly right with monotonic word timings; model hash enforced."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SENTENCE
+from earshot.pipeline.asr import (
+    PINNED_MODEL_SHA256,
+    ModelIntegrityError,
+    WhisperTranscriber,
+    default_model_path,
+    file_sha256,
+    get_transcriber,
+)
+from earshot.pipeline.types import SAMPLE_RATE
+
+pytestmark = pytest.mark.slow
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
+
+
+def _recall(reference: str, hypothesis: str) -> float:
+    ref, hyp = _words(reference), _words(hypothesis)
+    return sum(1 for w in ref if w in hyp) / len(ref)
+
+
+def _check_timings(transcript, duration: float) -> None:  # noqa: ANN001
+    assert transcript.words
+    last_start = 0.0
+    for w in transcript.words:
+        assert 0.0 <= w.start_s <= w.end_s <= duration + 1e-6
+        assert w.start_s >= last_start
+        last_start = w.start_s
+
+
+def test_espeak_sentence_mostly_right_with_monotonic_timings(transcriber, sentence) -> None:  # noqa: ANN001
+    t = transcriber.transcribe(sentence)
+    assert _recall(SENTENCE, t.text) >= 0.8
+    _check_timings(t, len(sentence) / SAMPLE_RATE)
+    # Word times track the audio: the first word starts near the speech onset, the last ends
+    # near its end.
+    onset = np.argmax(np.abs(sentence) > 0.02) / SAMPLE_RATE
+    offset = (len(sentence) - np.argmax(np.abs(sentence[::-1]) > 0.02)) / SAMPLE_RATE
+    assert abs(t.words[0].start_s - onset) < 0.6
+    assert abs(t.words[-1].end_s - offset) < 0.8
+
+
+def test_batch_matches_single_and_keeps_order(transcriber, say) -> None:  # noqa: ANN001
+    texts = [
+        "Please call me tomorrow morning.",
+        "Thank you for your help and sorry for the long message.",
+        SENTENCE,
+    ]
+    audios = [say(t, "en-us+f2") for t in texts]
+    batch = transcriber.transcribe_batch(audios)
+    assert len(batch) == 3
+    for text, audio, t in zip(texts, audios, batch, strict=True):
+        assert _recall(text, t.text) >= 0.7
+        _check_timings(t, len(audio) / SAMPLE_RATE)
+    assert batch[1].text == transcriber.transcribe(audios[1]).text
+
+
+def test_silence_and_long_audio(transcriber, sentence) -> None:  # noqa: ANN001
+    assert transcriber.transcribe(np.zeros(SAMPLE_RATE * 3, np.float32)).words == []
+    assert transcriber.transcribe_batch([np.zeros(100, np.float32)])[0].text == ""
+    # Longer than one 30 s window goes through faster-whisper's own loop; timings still local.
+    gap = np.zeros(SAMPLE_RATE * 12, np.float32)
+    long = np.concatenate([sentence, gap, sentence, gap, sentence])
+    t = transcriber.transcribe(long)
+    _check_timings(t, len(long) / SAMPLE_RATE)
+    assert t.words[-1].start_s > 2 * (len(sentence) / SAMPLE_RATE + 12)
+    assert _words(t.text).count("music") == 3
+
+
+def test_pinned_hash_is_the_bundled_model() -> None:
+    assert file_sha256(default_model_path() / "model.bin") == PINNED_MODEL_SHA256
+
+
+def test_hash_mismatch_refuses_to_load(tmp_path: Path) -> None:
+    fake = tmp_path / "model"
+    fake.mkdir()
+    src = default_model_path()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(src / name, fake / name)
+    (fake / "model.bin").write_bytes(b"not the pinned weights")
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        WhisperTranscriber(fake)
+    # The real weights with a different expected hash are refused too (before loading).
+    with pytest.raises(ModelIntegrityError):
+        WhisperTranscriber(src, expected_sha256="0" * 64)
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelIntegrityError, match="not found"):
+        WhisperTranscriber(tmp_path)
+
+
+def test_factory_loads_once_per_configuration(transcriber) -> None:  # noqa: ANN001
+    assert get_transcriber() is transcriber
+    assert get_transcriber() is get_transcriber()
