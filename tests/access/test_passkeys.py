@@ -240,3 +240,14 @@ def test_registration_needs_csrf_and_a_session(browser, dep):
     assert browser.post("/api/v1/webauthn/register/options").status_code == 403
     enrol(browser, invite(dep, "c@example.org", "privacy"))
     assert browser.post("/api/v1/webauthn/register/options", headers={"X-CSRF-Token": "x"}).status_code == 403
+
+
+def test_loopback_demo_uses_localhost_as_relying_party():
+    from earshot.access.webauthn import origin, rp_id
+    from earshot.config import Settings
+
+    demo = Settings(base_url="http://127.0.0.1:8000")
+    assert rp_id(demo) == "localhost"
+    assert origin(demo) == ["http://127.0.0.1:8000", "http://localhost:8000"]
+    prod = Settings(base_url="https://earshot.example.org")
+    assert rp_id(prod) == "earshot.example.org" and origin(prod) == ["https://earshot.example.org"]

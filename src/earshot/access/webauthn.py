@@ -35,13 +35,26 @@ from earshot.database import utcnow
 CHALLENGE_TTL = timedelta(minutes=5)
 
 
+LOOPBACK_IPS = ("127.0.0.1", "::1")
+
+
 def rp_id(settings: Settings) -> str:
-    return settings.webauthn_rp_id or (urlsplit(settings.base_url).hostname or "localhost")
+    """The relying-party id: configured, or the host of `base_url`. An IP address cannot be an RP id, so a
+    loopback `base_url` (the embedded demo) uses 'localhost': passkeys then work at http://localhost:PORT."""
+    if settings.webauthn_rp_id:
+        return settings.webauthn_rp_id
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    return "localhost" if host in LOOPBACK_IPS else host
 
 
-def origin(settings: Settings) -> str:
+def origin(settings: Settings) -> list[str]:
+    """The origins assertions may come from: `base_url`'s, and its localhost twin for a loopback demo."""
     parts = urlsplit(settings.base_url)
-    return f"{parts.scheme}://{parts.netloc}"
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    if parts.hostname in LOOPBACK_IPS:
+        port = f":{parts.port}" if parts.port else ""
+        origins.append(f"{parts.scheme}://localhost{port}")
+    return origins
 
 
 def _store_challenge(

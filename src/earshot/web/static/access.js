@@ -97,6 +97,13 @@
     for (var i = 0; i < buttons.length; i++) {
       (function (b) {
         if (!window.PublicKeyCredential) { b.hidden = true; return; }
+        if (/^[0-9.]+$/.test(location.hostname) || location.hostname.indexOf(":") >= 0) {
+          // WebAuthn needs a host name; an IP address cannot be a relying-party id.
+          b.disabled = true;
+          showError("Passkeys need a host name: open this page at " + location.protocol + "//localhost" +
+                    (location.port ? ":" + location.port : "") + location.pathname + ".");
+          return;
+        }
         b.addEventListener("click", function () {
           if (b.getAttribute("data-webauthn") === "register") { register(b); } else { login(b); }
         });
