@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from earshot.access.facilities import create_facility
 from earshot.access.vetting import KINDS, record_vetting
 from earshot.intake.services import create_product
+from earshot.review.policy import MAX_PLAYBACK_SPEED
 from earshot.review.services import export_jsonl
 from tests.access.helpers import enrol_and_login
 from tests.conftest import espeak
@@ -71,19 +73,26 @@ def test_speech_in_graded_transcript_out(client, deployment) -> None:
     task = r.json()
     assert "tomato" in task["transcript"].lower()
 
-    audio = client.get(task["audio_url"])
+    csrf = {"X-CSRF-Token": who["csrf"]}
+    url = client.post(f"/api/v1/tasks/{task['assignment_id']}/media", headers=csrf).json()["url"]
+    audio = client.get(url)
     assert audio.status_code == 200
     assert audio.headers["cache-control"].startswith("no-store")
+    assert client.get(url).status_code == 404  # single-use
     samples, rate = sf.read(io.BytesIO(audio.content))
     assert rate == 16000 and 1.0 < len(samples) / rate <= 10.0
 
     corrected = "please remind me to water the tomato plants in the garden this evening"
-    r = client.post(f"/api/v1/tasks/{task['assignment_id']}/grade",
-                    json={"transcript": corrected, "accuracy": 4},
-                    headers={"X-CSRF-Token": who["csrf"]})
+    grade = {"transcript": corrected, "accuracy": 4, "intent_correct": True}
+    # Not before the snippet has been played to the end.
+    r = client.post(f"/api/v1/tasks/{task['assignment_id']}/grade", json=grade, headers=csrf)
+    assert r.status_code == 409, r.text
+    time.sleep(task["duration_s"] / MAX_PLAYBACK_SPEED + 0.2)
+    assert client.post(f"/api/v1/tasks/{task['assignment_id']}/played", headers=csrf).status_code == 204
+    r = client.post(f"/api/v1/tasks/{task['assignment_id']}/grade", json=grade, headers=csrf)
     assert r.status_code == 201, r.text
-    # The lease is closed: the audio is gone for this reviewer too.
-    assert client.get(task["audio_url"]).status_code == 404
+    # The lease is closed: no more audio for this task.
+    assert client.post(f"/api/v1/tasks/{task['assignment_id']}/media", headers=csrf).status_code == 404
 
     out = io.StringIO()
     with deployment.db.session() as s:
@@ -108,15 +117,20 @@ def test_other_reviewer_cannot_reach_assigned_audio(client, deployment) -> None:
         result = receive_recording(deployment, s, product, RecordingMeta("c1"), espeak(SENTENCE))
     deployment.runner.submit("process_recording", recording_id=result.recording_id)
 
-    enrol_and_login(client, deployment, "rev1@example.org", "reviewer")
+    who = enrol_and_login(client, deployment, "rev1@example.org", "reviewer")
+    csrf = {"X-CSRF-Token": who["csrf"]}
     vet(deployment, "rev1@example.org")
     task = client.get("/api/v1/tasks/next").json()
 
     other = TestClient(client.app, client=("127.0.0.1", 50001), base_url="http://127.0.0.1")
-    enrol_and_login(other, deployment, "rev2@example.org", "reviewer")
+    other_who = enrol_and_login(other, deployment, "rev2@example.org", "reviewer")
     vet(deployment, "rev2@example.org")
-    assert other.get(task["audio_url"]).status_code == 404
-    r = other.post(f"/api/v1/tasks/{task['assignment_id']}/grade", json={"transcript": "x", "accuracy": 1})
-    assert r.status_code in (403, 404)
+    other_csrf = {"X-CSRF-Token": other_who["csrf"]}
+    assert other.post(f"/api/v1/tasks/{task['assignment_id']}/media", headers=other_csrf).status_code == 404
+    url = client.post(f"/api/v1/tasks/{task['assignment_id']}/media", headers=csrf).json()["url"]
+    assert other.get(url).status_code == 404  # bound to the first reviewer's session
+    r = other.post(f"/api/v1/tasks/{task['assignment_id']}/grade", json={"transcript": "x", "accuracy": 1},
+                   headers=other_csrf)
+    assert r.status_code == 404
     # One snippet, one grader: nothing left for the second reviewer.
     assert other.get("/api/v1/tasks/next").status_code == 204

@@ -31,7 +31,8 @@ def post(client, token: str | None, audio: bytes, meta: dict | str | None = None
     meta = meta if meta is not None else {"customer_id": "cust-1", "locale": "en-US"}
     files = {
         "audio": (filename, audio, "application/octet-stream"),
-        "metadata": ("metadata.json", meta if isinstance(meta, str) else json.dumps(meta), "application/json"),
+        "metadata": ("metadata.json", meta if isinstance(meta, str) else json.dumps(meta),
+                     "application/json"),
     }
     return client.post("/api/v1/recordings", headers=headers, files=files)
 
@@ -94,7 +95,8 @@ def test_not_sampled_is_counted_never_stored(make_deployment) -> None:
         (bytes(range(256)) * 50, 400, "not_audio"),
     ],
 )
-def test_bad_input_gets_clear_4xx_and_leaves_nothing(client, deployment, token, payload, status, code) -> None:
+def test_bad_input_gets_clear_4xx_and_leaves_nothing(client, deployment, token, payload, status,
+                                                     code) -> None:
     r = post(client, token, payload)
     assert r.status_code == status, r.text
     assert r.json()["detail"]["code"] == code
@@ -102,7 +104,14 @@ def test_bad_input_gets_clear_4xx_and_leaves_nothing(client, deployment, token, 
 
 
 def test_truncated_audio(client, deployment, token) -> None:
-    wav = espeak("this recording will be cut in half by a broken upload")
+    import io
+
+    import soundfile as sf
+
+    samples, rate = sf.read(io.BytesIO(espeak("this recording will be cut in half by a broken upload")))
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")  # a WAV with its real sizes
+    wav = buf.getvalue()
     r = post(client, token, wav[: len(wav) // 2])
     assert r.status_code == 400 and r.json()["detail"]["code"] == "truncated_audio"
     nothing_stored(deployment)
