@@ -85,8 +85,9 @@ def espeak(text: str, voice: str = "en-us", speed: int = 160) -> bytes:
     """WAV bytes of synthetic speech (espeak-ng), generated in memory."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (make test installs it)")
-    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text],
-                         check=True, capture_output=True)
+    out = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], check=True, capture_output=True
+    )
     return out.stdout
 
 

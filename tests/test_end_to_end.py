@@ -33,26 +33,41 @@ def vet(deployment, email: str) -> None:
     with deployment.db.session() as s:
         user = s.scalar(select(User).where(User.email == email))
         for kind in KINDS:
-            record_vetting(s, user.id, kind, completed_on=today, expires_on=today + timedelta(days=90),
-                           recorded_by="test")
+            record_vetting(
+                s,
+                user.id,
+                kind,
+                completed_on=today,
+                expires_on=today + timedelta(days=90),
+                recorded_by="test",
+            )
 
 
 @pytest.mark.slow
 def test_speech_in_graded_transcript_out(client, deployment) -> None:
     with deployment.db.session() as s:
         _, token = create_product(s, "assistant", graders_per_snippet=1)
-        create_facility(s, "Test facility", deployment.settings.allowed_countries[0], ["127.0.0.0/8"],
-                        settings=deployment.settings)
+        create_facility(
+            s,
+            "Test facility",
+            deployment.settings.allowed_countries[0],
+            ["127.0.0.0/8"],
+            settings=deployment.settings,
+        )
     auth = {"Authorization": f"Bearer {token}"}
 
     r = client.put("/api/v1/customers/cust-42/consent", json={"granted": True}, headers=auth)
     assert r.status_code == 200 and r.json()["consented"] is True
 
     meta = {"customer_id": "cust-42", "locale": "en-US", "captured_at": "2026-11-01T10:00:00+00:00"}
-    r = client.post("/api/v1/recordings", headers=auth, files={
-        "audio": ("call.wav", espeak(SENTENCE), "audio/wav"),
-        "metadata": ("m.json", json.dumps(meta), "application/json"),
-    })
+    r = client.post(
+        "/api/v1/recordings",
+        headers=auth,
+        files={
+            "audio": ("call.wav", espeak(SENTENCE), "audio/wav"),
+            "metadata": ("m.json", json.dumps(meta), "application/json"),
+        },
+    )
     assert r.status_code == 202 and r.json()["status"] == "accepted", r.text
 
     # Nothing readable at rest: no WAV header, no transcript words, anywhere in the data dir.
@@ -111,8 +126,13 @@ def test_other_reviewer_cannot_reach_assigned_audio(client, deployment) -> None:
 
     with deployment.db.session() as s:
         product, _ = create_product(s, "assistant", graders_per_snippet=1)
-        create_facility(s, "Test facility", deployment.settings.allowed_countries[0], ["127.0.0.0/8"],
-                        settings=deployment.settings)
+        create_facility(
+            s,
+            "Test facility",
+            deployment.settings.allowed_countries[0],
+            ["127.0.0.0/8"],
+            settings=deployment.settings,
+        )
         set_consent(s, deployment, "c1", granted=True)
         result = receive_recording(deployment, s, product, RecordingMeta("c1"), espeak(SENTENCE))
     deployment.runner.submit("process_recording", recording_id=result.recording_id)
@@ -129,8 +149,11 @@ def test_other_reviewer_cannot_reach_assigned_audio(client, deployment) -> None:
     assert other.post(f"/api/v1/tasks/{task['assignment_id']}/media", headers=other_csrf).status_code == 404
     url = client.post(f"/api/v1/tasks/{task['assignment_id']}/media", headers=csrf).json()["url"]
     assert other.get(url).status_code == 404  # bound to the first reviewer's session
-    r = other.post(f"/api/v1/tasks/{task['assignment_id']}/grade", json={"transcript": "x", "accuracy": 1},
-                   headers=other_csrf)
+    r = other.post(
+        f"/api/v1/tasks/{task['assignment_id']}/grade",
+        json={"transcript": "x", "accuracy": 1},
+        headers=other_csrf,
+    )
     assert r.status_code == 404
     # One snippet, one grader: nothing left for the second reviewer.
     assert other.get("/api/v1/tasks/next").status_code == 204

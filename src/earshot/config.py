@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         data_dir = Path(os.environ.get("EARSHOT_DATA_DIR", DEFAULT_DATA_DIR))
-        init_dir = init_settings.init_kwargs.get("data_dir") if hasattr(init_settings, "init_kwargs") else None  # type: ignore[attr-defined]
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        init_dir = init_kwargs.get("data_dir")
         if init_dir is not None:
             data_dir = Path(init_dir)
         toml = TomlConfigSettingsSource(settings_cls, toml_file=data_dir / SETTINGS_FILE)

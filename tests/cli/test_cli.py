@@ -29,8 +29,9 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert "Usage" in result.output
 
 
-@pytest.mark.parametrize("path", [p for p, c in COMMANDS if not isinstance(c, click.Group)],
-                         ids=lambda p: " ".join(p))
+@pytest.mark.parametrize(
+    "path", [p for p, c in COMMANDS if not isinstance(c, click.Group)], ids=lambda p: " ".join(p)
+)
 def test_every_command_takes_data_dir(path: tuple[str, ...]) -> None:
     if path == ("deid",) or path == ("eval",):
         pytest.skip("works on files only, no deployment")

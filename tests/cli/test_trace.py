@@ -25,8 +25,9 @@ app.command("noop", hidden=True)(lambda: None)  # keeps `trace` a named sub-comm
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
-    return to_16k(espeak("Please read me the last three messages from my brother about the weekend trip.",
-                         speed=150))
+    return to_16k(
+        espeak("Please read me the last three messages from my brother about the weekend trip.", speed=150)
+    )
 
 
 @pytest.fixture
@@ -37,9 +38,19 @@ def data_dir(tmp_path):
     now = utcnow()
     marks = [int(m) for m in np.random.default_rng(5).integers(1, 2**47, 1500)]
     rows = [
-        {"id": f"{i:032x}", "mark": m, "token_hash": f"{i:064x}", "session_hash": "0" * 64,
-         "reviewer_id": f"{i:031x}r", "assignment_id": f"{i:031x}a", "snippet_id": f"{i:031x}s",
-         "created_at": now, "expires_at": now, "used_at": now, "ip": "10.1.2.3"}
+        {
+            "id": f"{i:032x}",
+            "mark": m,
+            "token_hash": f"{i:064x}",
+            "session_hash": "0" * 64,
+            "reviewer_id": f"{i:031x}r",
+            "assignment_id": f"{i:031x}a",
+            "snippet_id": f"{i:031x}s",
+            "created_at": now,
+            "expires_at": now,
+            "used_at": now,
+            "ip": "10.1.2.3",
+        }
         for i, m in enumerate(marks, start=1)
     ]
     with dep.db.session() as s:

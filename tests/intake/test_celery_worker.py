@@ -27,14 +27,19 @@ def test_worker_processes_queued_recording(make_deployment) -> None:
 
     from earshot.pipeline.celery_app import CeleryRunner, bind_deployment
 
-    dep = make_deployment(sample_rate=1.0, task_runner="celery", celery_broker_url=broker,
-                          celery_queue="earshot-test-" + secrets.token_hex(4))
+    dep = make_deployment(
+        sample_rate=1.0,
+        task_runner="celery",
+        celery_broker_url=broker,
+        celery_queue="earshot-test-" + secrets.token_hex(4),
+    )
     assert isinstance(dep.runner, CeleryRunner)
     with dep.db.session() as s:
         product, _ = create_product(s, "assistant")
         set_consent(s, dep, "c1", granted=True)
-        result = receive_recording(dep, s, product, RecordingMeta("c1"),
-                                   espeak("please turn off the lights in the kitchen"))
+        result = receive_recording(
+            dep, s, product, RecordingMeta("c1"), espeak("please turn off the lights in the kitchen")
+        )
     dep.runner.submit("process_recording", recording_id=result.recording_id)
     app = bind_deployment(dep)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):

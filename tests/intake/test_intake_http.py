@@ -31,8 +31,11 @@ def post(client, token: str | None, audio: bytes, meta: dict | str | None = None
     meta = meta if meta is not None else {"customer_id": "cust-1", "locale": "en-US"}
     files = {
         "audio": (filename, audio, "application/octet-stream"),
-        "metadata": ("metadata.json", meta if isinstance(meta, str) else json.dumps(meta),
-                     "application/json"),
+        "metadata": (
+            "metadata.json",
+            meta if isinstance(meta, str) else json.dumps(meta),
+            "application/json",
+        ),
     }
     return client.post("/api/v1/recordings", headers=headers, files=files)
 
@@ -95,8 +98,9 @@ def test_not_sampled_is_counted_never_stored(make_deployment) -> None:
         (bytes(range(256)) * 50, 400, "not_audio"),
     ],
 )
-def test_bad_input_gets_clear_4xx_and_leaves_nothing(client, deployment, token, payload, status,
-                                                     code) -> None:
+def test_bad_input_gets_clear_4xx_and_leaves_nothing(
+    client, deployment, token, payload, status, code
+) -> None:
     r = post(client, token, payload)
     assert r.status_code == status, r.text
     assert r.json()["detail"]["code"] == code

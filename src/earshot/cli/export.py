@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -12,7 +12,7 @@ from earshot.cli.context import open_deployment
 from earshot.review.services import export_jsonl
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     jsonl = "jsonl"
 
 

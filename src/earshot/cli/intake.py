@@ -63,9 +63,14 @@ def ingest(
             if prod is None:
                 prod, _ = create_product(session, product)
             try:
-                result = receive_recording(dep, session, prod,
-                                           RecordingMeta(customer, locale, hypothesis, captured_at),
-                                           path.read_bytes(), ip="cli")
+                result = receive_recording(
+                    dep,
+                    session,
+                    prod,
+                    RecordingMeta(customer, locale, hypothesis, captured_at),
+                    path.read_bytes(),
+                    ip="cli",
+                )
             except AudioError as exc:
                 session.rollback()
                 typer.secho(f"{path.name}: rejected ({exc.code}): {exc}", err=True, fg=typer.colors.RED)
@@ -73,6 +78,8 @@ def ingest(
                 continue
         if result.recording_id:
             dep.runner.submit("process_recording", recording_id=result.recording_id)
-        typer.echo(f"{path.name}: {result.status}" + (f" {result.recording_id}" if result.recording_id else ""))
+        typer.echo(
+            f"{path.name}: {result.status}" + (f" {result.recording_id}" if result.recording_id else "")
+        )
     if failed:
         raise typer.Exit(2)

@@ -72,7 +72,11 @@ def demo(
             set_consent(session, dep, customer, granted=True, source="cli", actor="cli:demo")
         already = session.scalar(select(func.count()).select_from(Recording)) or 0
         facility = find_facility(session, "Demo facility") or create_facility(
-            session, "Demo facility", settings.allowed_countries[0], ["127.0.0.0/8", "::1/128"], settings=settings
+            session,
+            "Demo facility",
+            settings.allowed_countries[0],
+            ["127.0.0.0/8", "::1/128"],
+            settings=settings,
         )
         facility_id = facility.id
     if not already:
@@ -81,9 +85,14 @@ def demo(
             for i, path in enumerate(bar):
                 with dep.db.session() as session:
                     prod = session.scalar(select(Product).where(Product.name == "demo-assistant"))
-                    result = receive_recording(dep, session, prod,
-                                               RecordingMeta(DEMO_CUSTOMERS[i % len(DEMO_CUSTOMERS)]),
-                                               path.read_bytes(), ip="cli")
+                    result = receive_recording(
+                        dep,
+                        session,
+                        prod,
+                        RecordingMeta(DEMO_CUSTOMERS[i % len(DEMO_CUSTOMERS)]),
+                        path.read_bytes(),
+                        ip="cli",
+                    )
                 if result.recording_id:
                     dep.runner.submit("process_recording", recording_id=result.recording_id)
     from earshot.review.models import Snippet
@@ -97,8 +106,15 @@ def demo(
         reviewer = find_user(session, reviewer_email)
         today = datetime.now(UTC).date()
         for kind in KINDS:  # the demo reviewer is vetted, trained and has signed the agreement
-            record_vetting(session, reviewer.id, kind, completed_on=today, expires_on=today + timedelta(days=365),
-                           recorded_by="cli:demo", reference="demo")
+            record_vetting(
+                session,
+                reviewer.id,
+                kind,
+                completed_on=today,
+                expires_on=today + timedelta(days=365),
+                recorded_by="cli:demo",
+                reference="demo",
+            )
     typer.echo(f"{queued} snippets are waiting for review.")
     typer.echo("Single-use enrolment links (valid 24 h); open one, choose a password, scan the TOTP code:")
     typer.echo(f"  admin:    {admin_link}")

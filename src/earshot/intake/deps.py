@@ -15,6 +15,7 @@ def require_product(request: Request, session: Session = Depends(get_session)) -
     scheme, _, token = header.partition(" ")
     product = authenticate_product(session, token.strip()) if scheme.lower() == "bearer" else None
     if product is None:
-        raise HTTPException(401, detail="a valid service token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, detail="a valid service token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
     return product

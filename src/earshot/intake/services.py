@@ -24,7 +24,7 @@ from earshot.pipeline.decode import AudioError, decode_audio
 from earshot.pipeline.types import SAMPLE_RATE
 from earshot.privacy.services import has_consent
 
-TOKEN_PREFIX = "est_"
+TOKEN_PREFIX = "est_"  # noqa: S105 - a public prefix, not a secret
 
 
 class UploadTooLarge(AudioError):

@@ -55,8 +55,14 @@ def process_recording(deployment: Deployment, recording_id: str) -> None:
             recording = session.get(Recording, recording_id)
             if recording is not None:
                 recording.status = "failed"
-                audit.record(session, actor="pipeline", action="pipeline.failed", target=recording_id,
-                             outcome="error", details={"error": type(exc).__name__})
+                audit.record(
+                    session,
+                    actor="pipeline",
+                    action="pipeline.failed",
+                    target=recording_id,
+                    outcome="error",
+                    details={"error": type(exc).__name__},
+                )
         return
 
     with db.session() as session:
@@ -70,7 +76,12 @@ def process_recording(deployment: Deployment, recording_id: str) -> None:
         raw_blob = recording.raw_blob_id
         recording.raw_blob_id = None
         recording.status = "processed" if snippets else "no_speech"
-        audit.record(session, actor="pipeline", action="pipeline.processed", target=recording_id,
-                     details={"snippets": len(snippets)})
+        audit.record(
+            session,
+            actor="pipeline",
+            action="pipeline.processed",
+            target=recording_id,
+            details={"snippets": len(snippets)},
+        )
     if raw_blob:
         deployment.vault.delete_blob(raw_blob)

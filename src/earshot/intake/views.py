@@ -53,23 +53,32 @@ async def post_recording(
     parts = parse_multipart(request.headers.get("content-type", ""), body)
     del body
     if "audio" not in parts or "metadata" not in parts:
-        raise HTTPException(400, detail={"code": "bad_request", "message": "parts `audio` and `metadata` are required"})
+        raise HTTPException(
+            400, detail={"code": "bad_request", "message": "parts `audio` and `metadata` are required"}
+        )
     try:
         meta = RecordingMetadata.model_validate(json.loads(bytes(parts["metadata"].data)))
     except (ValueError, ValidationError) as exc:
-        raise HTTPException(422, detail={"code": "bad_metadata", "message": "metadata is not valid JSON of the "
-                                         "expected shape"}) from exc
+        raise HTTPException(
+            422,
+            detail={"code": "bad_metadata", "message": "metadata is not valid JSON of the expected shape"},
+        ) from exc
     if meta.captured_at is not None and meta.captured_at.tzinfo is None:
         raise HTTPException(422, detail={"code": "bad_metadata", "message": "captured_at needs a timezone"})
     try:
         result = receive_recording(
-            deployment, session, product,
+            deployment,
+            session,
+            product,
             RecordingMeta(meta.customer_id, meta.locale, meta.hypothesis, meta.captured_at),
-            bytes(parts["audio"].data), ip=client_ip(request),
+            bytes(parts["audio"].data),
+            ip=client_ip(request),
         )
     except AudioError as exc:
         session.rollback()
-        raise HTTPException(ERROR_STATUS.get(exc.code, 400), detail={"code": exc.code, "message": str(exc)}) from None
+        raise HTTPException(
+            ERROR_STATUS.get(exc.code, 400), detail={"code": exc.code, "message": str(exc)}
+        ) from None
     session.commit()
     if result.recording_id:
         background.add_task(deployment.runner.submit, "process_recording", recording_id=result.recording_id)

@@ -67,9 +67,12 @@ class LocalKeyFileProvider:
     def __init__(self, secrets_dir: Path) -> None:
         self._kek = _read_or_create(secrets_dir / "kek.key")
         self._master = _read_or_create(secrets_dir / "server.key")
-        self.kek_id = "local:" + HKDF(
-            algorithm=hashes.SHA256(), length=8, salt=None, info=b"earshot-kek-id"
-        ).derive(self._kek).hex()
+        self.kek_id = (
+            "local:"
+            + HKDF(algorithm=hashes.SHA256(), length=8, salt=None, info=b"earshot-kek-id")
+            .derive(self._kek)
+            .hex()
+        )
 
     def wrap(self, dek: bytes, *, context: bytes) -> bytes:
         nonce = secrets.token_bytes(12)

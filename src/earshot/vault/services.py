@@ -81,9 +81,7 @@ class Vault:
         """Encrypt `plaintext` for a database field identified by `label` (e.g. `snippet:ID:text`)."""
         dek = self._data_key(session, customer_id, create=True)
         nonce = secrets.token_bytes(12)
-        return BLOB_VERSION + nonce + AESGCM(dek).encrypt(
-            nonce, plaintext, self._aad(label, customer_id)
-        )
+        return BLOB_VERSION + nonce + AESGCM(dek).encrypt(nonce, plaintext, self._aad(label, customer_id))
 
     def open(self, session: Session, customer_id: str, label: str, sealed: bytes) -> bytes:
         """Decrypt what `seal` produced for the same customer and label, or raise."""

@@ -65,8 +65,11 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, Part]:
         _, disp = parse_options_header(headers.get(b"content-disposition", b""))
         name = disp.get(b"name", b"").decode("utf-8", "replace")
         filename = disp.get(b"filename")
-        part = Part(name=name, filename=filename.decode("utf-8", "replace") if filename else None,
-                    content_type=headers.get(b"content-type", b"").decode("latin-1") or None)
+        part = Part(
+            name=name,
+            filename=filename.decode("utf-8", "replace") if filename else None,
+            content_type=headers.get(b"content-type", b"").decode("latin-1") or None,
+        )
         current["part"] = part
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -76,14 +79,23 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, Part]:
         part: Part = current["part"]  # type: ignore[assignment]
         parts[part.name] = part
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     try:
         parser.write(body)
         parser.finalize()
     except Exception as exc:
-        raise HTTPException(400, detail={"code": "bad_request", "message": "malformed multipart body"}) from exc
+        raise HTTPException(
+            400, detail={"code": "bad_request", "message": "malformed multipart body"}
+        ) from exc
     return parts
