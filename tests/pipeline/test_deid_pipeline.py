@@ -1,0 +1,130 @@
+"""DeidPipeline: stage order, times relative to the recording, redaction survives the voice change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import earshot.pipeline.pii as pii_module
+from earshot.pipeline.deid import DeidPipeline
+from earshot.pipeline.redact import redaction_intervals
+from earshot.pipeline.types import SAMPLE_RATE, PiiSpan, Transcript, Word
+
+
+class StubTranscriber:
+    """One word at 0.3-0.8 s of every piece; records what it was given."""
+
+    def __init__(self) -> None:
+        self.pieces: list[np.ndarray] = []
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        self.pieces.append(audio.copy())
+        return Transcript("secret", [Word("secret", 0.3, 0.8)])
+
+
+class NoisyAnonymiser:
+    """Adds noise everywhere, so a redaction done only before it would not survive."""
+
+    def __init__(self) -> None:
+        self.inputs: list[np.ndarray] = []
+
+    def anonymise(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.inputs.append(audio.copy())
+        return (audio + rng.normal(0, 0.05, len(audio))).astype(np.float32)
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+
+
+@pytest.fixture
+def two_utterances(say) -> np.ndarray:  # noqa: ANN001
+    return np.concatenate(
+        [
+            _silence(2.0),
+            say("Please call me tomorrow morning."),
+            _silence(1.5),
+            say("Can you turn the music down a little bit?", "en-us+f2"),
+            _silence(1.0),
+        ]
+    )
+
+
+def test_orchestration_with_stubs(monkeypatch, two_utterances) -> None:  # noqa: ANN001
+    monkeypatch.setattr(
+        pii_module, "detect_pii", lambda t: [PiiSpan("PHONE", 0.3, 0.8, 0, 0)] if t.words else []
+    )
+    asr, voice = StubTranscriber(), NoisyAnonymiser()
+    pipe = DeidPipeline(transcriber=asr, anonymiser=voice)
+    snippets = pipe.process(two_utterances, rng=np.random.default_rng(1))
+
+    assert len(snippets) == 2
+    assert snippets[0].start_s >= 1.5 and snippets[1].start_s > snippets[0].end_s
+    for snip, piece, anon_in in zip(snippets, asr.pieces, voice.inputs, strict=True):
+        n = len(snip.audio)
+        assert n == len(piece) == len(anon_in)
+        assert abs(snip.end_s - snip.start_s - n / SAMPLE_RATE) < 1e-6
+        # ASR ran on the original snippet audio (cut from the input at the snippet's times).
+        a = int(round(snip.start_s * SAMPLE_RATE))
+        assert np.array_equal(piece, two_utterances[a : a + n])
+        # PII times are relative to the input recording.
+        assert snip.pii == [PiiSpan("PHONE", snip.start_s + 0.3, snip.start_s + 0.8, 0, 0)]
+        assert snip.transcript == "[PHONE]"
+        # Redacted before the voice change (the anonymiser never hears the PII) ...
+        ((lo, hi),) = redaction_intervals([PiiSpan("PHONE", 0.3, 0.8)], n)
+        fade = int(0.011 * SAMPLE_RATE)
+        assert np.abs(anon_in[lo + fade : hi - fade]).max() == 0.0
+        # ... and after it, so nothing the anonymiser adds can bring sound back.
+        assert np.abs(snip.audio[lo + fade : hi - fade]).max() == 0.0
+        assert np.abs(snip.audio[:lo]).max() > 0.0
+    timings = pipe.timings.stages
+    assert timings["vad"].calls == 1 and timings["asr"].calls == 1
+    assert timings["voice"].calls == 2 and timings["pii"].calls == 2
+
+
+def test_no_speech_gives_no_snippets(monkeypatch) -> None:  # noqa: ANN001
+    asr = StubTranscriber()
+    pipe = DeidPipeline(transcriber=asr, anonymiser=NoisyAnonymiser())
+    assert pipe.process(_silence(5.0)) == []
+    assert pipe.process(np.zeros(0, np.float32)) == []
+    assert asr.pieces == []
+
+
+@pytest.mark.slow
+def test_real_pipeline_bleeps_masks_and_changes_the_voice(pipeline, say) -> None:  # noqa: ANN001
+    speech = say("Thank you for your help. Please call me on five five five, one two three four.")
+    audio = np.concatenate([_silence(1.5), speech, _silence(1.0)])
+    snippets = pipeline.process(audio)
+    assert len(snippets) >= 1
+    assert all(s.end_s - s.start_s <= 10.0 for s in snippets)
+    assert snippets[0].start_s > 1.0
+    text = " ".join(s.transcript for s in snippets)
+    assert "[PHONE]" in text or "[NUMBER]" in text
+    assert not any(ch.isdigit() for ch in text)
+    assert "five" not in text.lower()
+    spans = [p for s in snippets for p in s.pii]
+    assert spans and all(0 <= p.start_s <= p.end_s <= len(audio) / SAMPLE_RATE for p in spans)
+    for snip in snippets:
+        for p in snip.pii:
+            assert snip.start_s <= p.start_s <= p.end_s <= snip.end_s
+            a = int((p.start_s - snip.start_s + 0.02) * SAMPLE_RATE)
+            b = int((p.end_s - snip.start_s - 0.02) * SAMPLE_RATE)
+            assert np.abs(snip.audio[a:b]).max(initial=0.0) == 0.0  # bleeped (silence)
+
+    # The voice is changed, differently each time (fresh parameters per snippet).
+    first = snippets[0]
+    a = int(round(first.start_s * SAMPLE_RATE))
+    original = audio[a : a + len(first.audio)]
+    again = pipeline.process(audio)[0].audio
+    assert len(again) == len(first.audio)
+    assert not np.allclose(first.audio, original, atol=1e-3)
+    assert not np.allclose(first.audio, again, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_transcribe_only_is_vad_plus_asr(pipeline, two_utterances) -> None:  # noqa: ANN001
+    result = pipeline.transcribe_only(two_utterances)
+    assert len(result) == 2
+    (span0, t0), (span1, t1) = result
+    assert "tomorrow" in t0.text.lower() and "music" in t1.text.lower()
+    assert span0.end_s < span1.start_s
