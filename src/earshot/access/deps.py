@@ -280,7 +280,7 @@ def cookie_secure(request: Request) -> bool:
     settings = _deployment(request).settings
     if urlsplit(settings.base_url).scheme == "https" or request.url.scheme == "https":
         return True
-    return request.url.hostname not in ("127.0.0.1", "localhost", "::1", "testserver")
+    return request.url.hostname not in ("127.0.0.1", "localhost", "::1")
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
