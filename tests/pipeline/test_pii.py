@@ -95,6 +95,8 @@ def test_emails_spoken_and_written(text: str, expected: str) -> None:
         ("Text Ahmed when you land.", "Text [NAME] when you land."),
         ("Dr. Patel said it was fine.", "Dr. [NAME] said it was fine."),
         ("Yesterday Robert came round.", "Yesterday [NAME] came round."),
+        ("I was talking with Maynouyan yesterday.", "I was talking with [NAME] yesterday."),
+        ("Jane and Olusegun came.", "[NAME] and [NAME] came."),
     ],
 )
 def test_names_by_context_and_gazetteer(text: str, expected: str) -> None:
@@ -154,6 +156,8 @@ def test_date_of_birth(text: str) -> None:
         "I have 2 to 3 dogs.",
         "It costs 3.50 today.",
         "I read it on bbc.co.uk yesterday.",
+        "We flew to Spain and Portugal with British Airways.",
+        "I paid with Visa and bought it from Tesco.",
     ],
 )
 def test_no_false_positives_on_ordinary_sentences(text: str) -> None:

@@ -64,6 +64,11 @@ MEDIUM_CUES: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 
 
+# Prepositions and "and": the next word is a name only if capitalised mid-sentence and
+# neither a common word nor a known non-person ("with Maynouyan", not "with Visa").
+WEAK_CUES = frozenset({"with", "to", "for", "from", "by", "and", "about", "of"})
+
+
 @dataclass(frozen=True)
 class Gazetteer:
     """Lower-cased first names, surnames, common words and capitalised non-names."""
@@ -163,6 +168,15 @@ def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, 
             start = (cap and low not in gz.not_names and (in_gz or low not in gz.common)) or (
                 in_gz and low not in gz.common and low not in gz.not_names
             )
+        elif (
+            cap
+            and prev >= 0
+            and lows[prev] in WEAK_CUES
+            and not sentence_start[i]
+            and low not in gz.not_names
+            and low not in gz.common
+        ):
+            start = True
         elif cap and in_gz and low not in gz.not_names:
             # no cue: a capitalised gazetteer name mid-sentence, or at a sentence start
             # when it is not also a common word ("Will you ...", "May I ...").
