@@ -273,3 +273,30 @@ def test_stripping_a_records_mac_is_caught(dep):
     logged(dep)
     sql(dep, "UPDATE audit_records SET mac = NULL WHERE seq = 4")
     assert_caught(dep, 4)
+
+
+def test_the_parallel_scan_agrees_with_the_sequential_one(dep, monkeypatch):
+    from earshot.audit import verify
+    from earshot.audit.context import install
+
+    if dep.db.engine.dialect.name != "sqlite":
+        return  # the parallel scan reads SQLite files
+    monkeypatch.setattr(verify, "PARALLEL_MIN_RECORDS", 1)
+    monkeypatch.setattr(verify, "MIN_CHUNK_BITS", 3)
+    for size in (10, 37, 64, 100):
+        fill(dep, size - (verify_deployment(dep).records))
+        create_checkpoint(dep)
+    fill(dep, 5)
+    keys, path = install(dep).keys, checkpoint_file(dep)
+
+    def run(workers):
+        with dep.db.session() as session:
+            return verify.verify_log(session, keys, path, workers=workers)
+
+    sequential, parallel = run(1), run(2)
+    assert sequential.ok and parallel.ok and parallel.records == sequential.records == 105
+    sql(dep, "UPDATE audit_records SET ip = '10.9.9.9' WHERE seq = 50")
+    assert run(2).first_bad_seq == run(1).first_bad_seq == 50
+    rewrite_leaf(dep, 50, with_mac_key=True)
+    rewrite_head(dep)
+    assert run(2).first_bad_range == run(1).first_bad_range == (38, 64)

@@ -22,13 +22,12 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from earshot.audit import context as audit_context
 from earshot.audit.merkle import EMPTY_ROOT, Frontier, leaf_hash
 from earshot.audit.models import AuditHead, AuditNode, AuditRecord
-from earshot.audit.signing import TIME_FORMAT
+from earshot.audit.scan import ENTRY_VERSION, TIME_FORMAT
 from earshot.database import utcnow
 
 HEAD_ID = 1
 HEAD_CACHE_KEY = "earshot.audit.head"
 NODE_STRIDE = 4  # interior hashes are stored for levels 4, 8, 12, ...
-ENTRY_VERSION = "earshot.audit/1"
 _ENTRY_PREFIX = f'["{ENTRY_VERSION}",'
 
 # Keys that would put content or direct identifiers into the log; `record` refuses them.

@@ -16,12 +16,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from earshot.audit.scan import MAC_PERSON, MAC_SIZE, TIME_FORMAT
 from earshot.vault.keys import KeyProvider
 
 ORIGIN = "earshot.audit/v1"
-MAC_SIZE = 16
-MAC_PERSON = b"earshotA"  # BLAKE2 personalisation: these MACs are for audit leaves only
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def format_time(at: datetime) -> str:

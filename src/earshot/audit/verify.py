@@ -16,11 +16,13 @@ One streaming pass over the records in seq order:
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,17 +31,12 @@ from sqlalchemy.orm import Session
 
 from earshot.audit.checkpoints import Checkpoint, list_checkpoints, read_file
 from earshot.audit.merkle import EMPTY_ROOT
-from earshot.audit.services import ENTRY_VERSION, HEAD_ID
-from earshot.audit.signing import MAC_PERSON, MAC_SIZE, TIME_FORMAT, AuditKeys, format_time
+from earshot.audit.scan import MAX_PROBLEMS, RECORDS_QUERY, ScanResult, scan, scan_sqlite_chunk
+from earshot.audit.services import HEAD_ID
+from earshot.audit.signing import AuditKeys, format_time
 
 if TYPE_CHECKING:
     from earshot.deployment import Deployment
-
-MAX_PROBLEMS = 50
-RECORDS_QUERY = (
-    "SELECT seq, at, actor, action, target, ip, outcome, details, leaf_hash, mac "
-    "FROM audit_records ORDER BY seq"
-)
 
 
 @dataclass
@@ -145,130 +142,139 @@ def _check_checkpoints(
 
 
 def verify_log(
-    session: Session, keys: AuditKeys, checkpoint_file: Path, *, batch: int = 20_000
+    session: Session,
+    keys: AuditKeys,
+    checkpoint_file: Path,
+    *,
+    batch: int = 20_000,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """Check the log in `session`'s database against its checkpoints; see the module docstring."""
+    """Check the log in `session`'s database against its checkpoints; see the module docstring.
+
+    On SQLite a large, gap-free log is scanned by `workers` processes (default: the CPUs available)
+    in power-of-two aligned chunks whose subtrees combine exactly into the tree.
+    """
     started = time.perf_counter()
     report = VerifyReport()
     db_cps = list_checkpoints(session)
     file_cps, bad_lines = read_file(checkpoint_file)
     report.checkpoints_db, report.checkpoints_file = len(db_cps), len(file_cps)
     signed = _check_checkpoints(report, keys, db_cps, file_cps, bad_lines)
-    pending_sizes = sorted(signed)
-    next_cp = pending_sizes.pop(0) if pending_sizes else None
-    last_good_size = 0
+    sizes = sorted(signed)
+    # The head is read first: records appended while we scan are beyond it and left for next time.
+    head_row = session.execute(
+        text("SELECT size, root FROM audit_head WHERE id = :id"), {"id": HEAD_ID}
+    ).first()
+    limit = int(head_row[0]) if head_row is not None else None
+    scans = _parallel_scans(session, limit, keys.mac_key, sizes, workers)
+    if scans is None:
+        scans = [scan(_row_batches(session, batch, limit), 0, keys.mac_key, sizes)]
 
-    sha256 = hashlib.sha256
-    blake2s = hashlib.blake2s
-    q = encode_basestring_ascii
-    mac_key = keys.mac_key
-    stack: list[bytes] = []
+    tree: list[tuple[int, bytes]] = []  # compact range of everything scanned so far: (size, hash)
+    last_good = 0
     n = 0
-    prefix = f'\x00["{ENTRY_VERSION}",'
-    for rows in _row_batches(session, batch):
-        for seq, at, actor, action, target, ip, outcome, details, stored_leaf, mac in rows:
-            n += 1
-            if seq != n:
-                if isinstance(seq, int) and seq > n:
-                    report.add(Problem("record", f"records {n}..{seq - 1} are missing (deleted)", n))
-                else:
-                    report.add(Problem("record", f"record {n} is out of order or malformed", n))
-            try:
-                if type(at) is str and len(at) == 26 and at[10] == " ":
-                    at_text = at[:10] + "T" + at[11:] + "Z"
-                else:
-                    at_text = _at_text(at)
-                leaf = sha256(
-                    (
-                        f"{prefix}{seq},{q(at_text)},{q(actor)},{q(action)},"
-                        f"{'null' if target is None else q(target)},{'null' if ip is None else q(ip)},"
-                        f"{q(outcome)},{q(details)}]"
-                    ).encode()
-                ).digest()
-            except (TypeError, ValueError, UnicodeError):
-                leaf = b""  # a column no append could have written
-            if leaf != stored_leaf:
-                report.add(
-                    Problem("record", f"record {seq} was altered (content does not match its leaf hash)", n)
-                )
-            elif (
-                mac is None
-                or blake2s(leaf, key=mac_key, digest_size=MAC_SIZE, person=MAC_PERSON).digest() != mac
-            ):
-                report.add(
-                    Problem(
-                        "record",
-                        f"record {seq} has a missing or wrong MAC "
-                        "(altered, or written outside the application)",
-                        n,
-                    )
-                )
-            # append to the frontier (the compact range of the first n leaves)
-            m = n - 1
-            node = leaf
-            while m & 1:
-                node = sha256(b"\x01" + stack.pop() + node).digest()
-                m >>= 1
-            stack.append(node)
-            if n == next_cp:
-                if _root(stack) == signed[n]:
-                    last_good_size = n
-                else:
-                    _tree_mismatch(report, last_good_size, n)
-                next_cp = pending_sizes.pop(0) if pending_sizes else None
+    for part in scans:
+        for seq, message in part.problems:
+            report.add(Problem("record", message, seq))
+        report.more_problems += part.more_problems
+        for size in sorted(part.snapshots):
+            if _fold([h for _, h in tree] + part.snapshots[size]) == signed[size]:
+                last_good = size
+            else:
+                _tree_mismatch(report, last_good, size)
+        subtree_sizes = [1 << b for b in range(part.count.bit_length() - 1, -1, -1) if part.count >> b & 1]
+        for size, node in zip(subtree_sizes, part.stack, strict=True):
+            while tree and tree[-1][0] == size:
+                node = hashlib.sha256(b"\x01" + tree.pop()[1] + node).digest()
+                size *= 2
+            tree.append((size, node))
+        n += part.count
     report.records = n
-    if next_cp is not None:
+    missing = [size for size in sizes if size > n]
+    if missing:
         report.add(
             Problem(
                 "record",
-                f"signed checkpoint at size {next_cp} but the log has only {n} records: "
-                f"records {n + 1}..{next_cp} were deleted",
+                f"signed checkpoint at size {missing[0]} but the log has only {n} records: "
+                f"records {n + 1}..{missing[-1]} were deleted",
                 n + 1,
             )
         )
-    row = session.execute(text("SELECT size, root FROM audit_head WHERE id = :id"), {"id": HEAD_ID}).first()
-    root = _root(stack)
-    if row is None:
-        if n:
+    root = _fold([h for _, h in tree])
+    if head_row is None:
+        if n or session.execute(text("SELECT 1 FROM audit_records LIMIT 1")).first():
             report.add(Problem("head", "the tree head row is missing"))
-    elif int(row[0]) != n or bytes(row[1]) != root:
+    elif int(head_row[0]) != n or bytes(head_row[1]) != root:
         report.add(
             Problem(
                 "head",
-                f"the tree head says {row[0]} records but the log recomputes to {n} "
+                f"the tree head says {head_row[0]} records but the log recomputes to {n} "
                 "(records deleted after the newest checkpoint?)",
-                n + 1 if int(row[0]) > n else None,
+                n + 1 if int(head_row[0]) > n else None,
             )
         )
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _row_batches(session: Session, batch: int) -> Iterator[Sequence[Sequence[Any]]]:
+PARALLEL_MIN_RECORDS = 1 << 18
+MIN_CHUNK_BITS = 16
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _parallel_scans(
+    session: Session, limit: int | None, mac_key: bytes, sizes: list[int], workers: int | None
+) -> list[ScanResult] | None:
+    """Scan a SQLite log in aligned chunks in worker processes; None when that does not apply."""
+    conn = session.connection()
+    workers = workers or min(_available_cpus(), 8)
+    if conn.dialect.name != "sqlite" or workers < 2 or not limit or limit < PARALLEL_MIN_RECORDS:
+        return None
+    path = conn.engine.url.database
+    if not path or path == ":memory:":
+        return None
+    count, low, high = session.execute(
+        text("SELECT count(*), min(seq), max(seq) FROM audit_records WHERE seq <= :n"), {"n": limit}
+    ).one()
+    if count != limit or low != 1 or high != limit:
+        return None  # gaps: the sequential scan names them
+    chunk = 1 << max(MIN_CHUNK_BITS, (limit // (2 * workers)).bit_length() - 1)
+    bounds = [(lo, min(lo + chunk, limit)) for lo in range(0, limit, chunk)]
+    method = "fork" if threading.active_count() == 1 and "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
+        futures = [
+            pool.submit(scan_sqlite_chunk, path, lo, hi, mac_key, [s for s in sizes if lo < s <= hi])
+            for lo, hi in bounds
+        ]
+        return [f.result() for f in futures]
+
+
+def _row_batches(session: Session, batch: int, limit: int | None) -> Iterator[Sequence[Sequence[Any]]]:
     """Every record's columns in seq order, in batches (a plain DB-API cursor on SQLite: fastest)."""
     conn = session.connection()
+    where = "" if limit is None else f" WHERE seq <= {int(limit)}"
+    query = RECORDS_QUERY + where + " ORDER BY seq"
     if conn.dialect.name == "sqlite":
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(RECORDS_QUERY)
+            cursor.execute(query)
             while rows := cursor.fetchmany(batch):
                 yield rows
         finally:
             cursor.close()
         return
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(text(RECORDS_QUERY))
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(text(query))
     yield from result.partitions(batch)
 
 
-def _at_text(value: object) -> str:
-    if isinstance(value, str):
-        parsed = datetime.fromisoformat(value)
-        value = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    assert isinstance(value, datetime)
-    return value.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def _root(stack: list[bytes]) -> bytes:
+def _fold(stack: list[bytes]) -> bytes:
+    """Root of a compact range given as its subtree hashes, largest first."""
     if not stack:
         return EMPTY_ROOT
     node = stack[-1]
