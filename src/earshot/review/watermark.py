@@ -46,7 +46,7 @@ RATIO_CAP = 0.2  # watermark <= -14 dB under the local speech spectrum in every 
 FRAME_LEVEL = 0.03  # and <= -30.5 dB under the frame's mean bin level
 MIN_SNR_DB = 30.0  # guaranteed signal-to-watermark ratio of the whole snippet
 MIN_DETECT_S = 1.0  # below this there is too little audio to say anything
-DEFAULT_MAX_FALSE_MATCH = 1e-6  # a trace names a delivery only if chance explains it less often
+DEFAULT_MAX_FALSE_MATCH = 1e-9  # a trace names a delivery only if chance explains it less often
 _BATCH = 256
 
 # sqrt-Hann analysis and synthesis windows: with 50 % overlap they form a tight frame, so the
