@@ -51,6 +51,8 @@ def types(text: str) -> list[str]:
         ("My pin is four eight two one.", "My pin is [PIN]."),
         ("The verification code is nine hundred and twelve.", "The verification code is [CODE]."),
         ("Your code is 774 301.", "Your code is [CODE]."),
+        # ASR garbled the digits, but what follows "my pin is" is the PIN
+        ("My pin is out in the air of 1-6.", "My pin is [PIN]."),
         ("My social security number is 123-45-6789.", "My social security number is [SSN]."),
         ("My passport number is AB 1234567.", "My passport number is [PASSPORT]."),
         ("Passport number is A B one two three four five six seven.", "Passport number is [PASSPORT]."),
@@ -73,6 +75,7 @@ def test_digit_runs_spoken_and_written(text: str, expected: str) -> None:
         ("My email is jane.doe at example.com.", "My email is [EMAIL]."),
         ("Email address is jane doe at gmail dot com.", "Email address is [EMAIL]."),
         ("It's bob99@ example.org ok.", "It's [EMAIL] ok."),
+        ("My email is maimandas cornellada. Thanks.", "My email is [EMAIL]. Thanks."),
         # how the ASR writes a spoken address it did not understand as one
         ("You can write to me at quin .goat email .com anytime.", "You can write to me at [EMAIL] anytime."),
         ("My email is www .ingrid .co .co.", "My email is [EMAIL]."),
@@ -153,6 +156,10 @@ def test_date_of_birth(text: str) -> None:
         "Play the next song please.",
         "The meeting is at ten thirty on Monday.",
         "The meeting starts at 10.30 on Monday.",
+        "The meeting starts at 1030 on Monday.",
+        "My email is not working again.",
+        "My pin is the same as before.",
+        "My phone number is on the form, thanks.",
         "I have 2 to 3 dogs.",
         "It costs 3.50 today.",
         "I read it on bbc.co.uk yesterday.",

@@ -156,6 +156,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     cands += _addresses(words_text=[w.text for w in words], cores=cores, lows=lows)
     cands += [_Cand(a, b, "NAME") for a, b in find_names(cores, starts) if a not in in_email]
     cands += _uk_postcodes(cores)
+    cands += _cued_values(words, cores, lows, [c.first for c in cands])
 
     if use_presidio if use_presidio is not None else _presidio_enabled():
         cands += _presidio_cands(cores, lows, runs, emails)
@@ -165,6 +166,67 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
         out.append(PiiSpan(c.type, start, end, c.first, c.last))
+    return out
+
+
+# "<cue> is <value>": what follows is the value even when the ASR garbled it.
+_VALUE_CUES: tuple[tuple[tuple[str, ...], str, bool], ...] = (
+    # (cue words, type, needs a number-like or low-confidence word in the value)
+    (("email", "is"), "EMAIL", False), (("email", "address", "is"), "EMAIL", False),
+    (("e-mail", "is"), "EMAIL", False), (("email's",), "EMAIL", False),
+    (("pin", "is"), "PIN", True), (("pin", "was"), "PIN", True),
+    (("pin", "number", "is"), "PIN", True), (("pin", "number", "was"), "PIN", True),
+    (("code", "is"), "CODE", True), (("card", "number", "is"), "CARD", True),
+    (("account", "number", "is"), "ACCOUNT", True), (("sort", "code", "is"), "SORT_CODE", True),
+    (("phone", "number", "is"), "PHONE", True), (("mobile", "number", "is"), "PHONE", True),
+    (("my", "number", "is"), "PHONE", True), (("passport", "number", "is"), "PASSPORT", True),
+    (("security", "number", "is"), "SSN", True),
+)  # fmt: skip
+_VALUE_STOP = frozenset(
+    "and but so please thanks thank if because when then or".split()
+)
+_LOW_CONFIDENCE = 0.5
+# first words that say the sentence is about the value, not the value itself
+_NOT_A_VALUE = frozenset(
+    "the a an not on at same still wrong correct different also just this that what my "
+    "your his her their our too very no none there here it changed expired blocked "
+    "locked working".split()
+)
+
+
+def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int]) -> list[_Cand]:
+    """The words after "my pin is", "my email is", ... up to the end of the sentence (at most
+    eight), when no other detector already starts a span right there."""
+    out: list[_Cand] = []
+    n = len(lows)
+    taken_set = set(taken)
+    for end in range(n - 1):
+        for cue, typ, needs_number in _VALUE_CUES:
+            k = len(cue)
+            if end - k + 1 < 0 or tuple(lows[end - k + 1 : end + 1]) != cue:
+                continue
+            first = end + 1
+            if first in taken_set or first + 1 in taken_set or lows[first] in _NOT_A_VALUE:
+                continue
+            last = first - 1
+            j = first
+            while j < n and j < first + 8 and lows[j] not in _VALUE_STOP:
+                last = j
+                if words[j].text.strip().endswith((".", "?", "!")):
+                    break
+                j += 1
+            if last < first:
+                continue
+            if needs_number:
+                ok = any(
+                    written_digits(cores[x]) is not None
+                    or is_number_word(lows[x])
+                    or float(words[x].probability) < _LOW_CONFIDENCE
+                    for x in range(first, last + 1)
+                )
+                if not ok:
+                    continue
+            out.append(_Cand(first, last, typ))
     return out
 
 
@@ -330,6 +392,7 @@ _TIME_AFTER = frozenset(
 )
 
 
+_COMPACT_TIME = re.compile(r"(?:1[0-2]|[1-9])[0-5]\d")
 _WRITTEN_TIME = re.compile(r"(?:[1-9]|1[0-2])[.:][0-5]\d")
 
 
@@ -340,6 +403,9 @@ def _is_clock_time(run: NumberRun, lows: list[str]) -> bool:
     joined = "".join(lows[run.first : run.last + 1])
     if not run.spoken and run.last - run.first <= 2 and _WRITTEN_TIME.fullmatch(joined):
         return before in _TIME_BEFORE or after in _TIME_AFTER
+    if not run.spoken and run.first == run.last and _COMPACT_TIME.fullmatch(joined):
+        # "at 1030 on Monday": ASR writes a spoken time without its colon
+        return (before in _TIME_BEFORE and after in _TIME_AFTER) or after in ("am", "pm")
     if not run.spoken or run.last - run.first > 2:
         return False
     ws = lows[run.first : run.last + 1]
