@@ -66,20 +66,39 @@
   }
 
   // -- audio -------------------------------------------------------------------------------------
-  function adoptShadowStyles(ws) {
-    // wavesurfer renders into a shadow root with an inline <style>, which the CSP blocks; constructable
-    // style sheets are not inline styles, so the same rules are adopted that way.
+  function adopt(shadow, css) {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    shadow.adoptedStyleSheets = [...shadow.adoptedStyleSheets, sheet];
+  }
+
+  function createWaveSurfer(options) {
+    // wavesurfer renders into a shadow root whose markup starts with an inline <style>, which the CSP
+    // (no inline styles) would block. While it builds its DOM, shadow roots strip that element and adopt
+    // the same rules as a constructable style sheet, which is not an inline style.
+    const proto = Element.prototype;
+    const original = proto.attachShadow;
+    const inner = Object.getOwnPropertyDescriptor(ShadowRoot.prototype, "innerHTML");
+    if (!inner || !("adoptedStyleSheets" in ShadowRoot.prototype)) return window.WaveSurfer.create(options);
+    proto.attachShadow = function (init) {
+      const shadow = original.call(this, init);
+      Object.defineProperty(shadow, "innerHTML", {
+        configurable: true,
+        get: () => inner.get.call(shadow),
+        set: (html) => {
+          const markup = String(html).replace(/<style[^>]*>([\s\S]*?)<\/style>/g, (_m, css) => {
+            adopt(shadow, css);
+            return "";
+          });
+          inner.set.call(shadow, markup);
+        },
+      });
+      return shadow;
+    };
     try {
-      const wrapper = ws.getWrapper();
-      const shadow = wrapper && wrapper.getRootNode();
-      if (!shadow || !("adoptedStyleSheets" in shadow)) return;
-      const styleEl = shadow.querySelector("style");
-      if (!styleEl) return;
-      const sheet = new CSSStyleSheet();
-      sheet.replaceSync(styleEl.textContent);
-      shadow.adoptedStyleSheets = [sheet];
-    } catch (_e) {
-      /* the waveform still draws; only its layout is plainer */
+      return window.WaveSurfer.create(options);
+    } finally {
+      proto.attachShadow = original;
     }
   }
 
@@ -99,7 +118,7 @@
 
   function makePlayer(url, decoded) {
     if (window.WaveSurfer) {
-      const ws = window.WaveSurfer.create({
+      const ws = createWaveSurfer({
         container: $("waveform"),
         height: 96,
         waveColor: "#8aa9c9",
@@ -108,7 +127,6 @@
         normalize: true,
         dragToSeek: true,
       });
-      adoptShadowStyles(ws);
       const ready = decoded ? ws.load(url, decoded.peaks, decoded.duration) : ws.load(url);
       ws.on("timeupdate", (t) => onTime(t, ws.isPlaying()));
       ws.on("finish", onFinish);
