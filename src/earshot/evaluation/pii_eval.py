@@ -14,7 +14,11 @@ Measured, per PII type:
 - precision: masked words that were not personal data (ordinary words of the sentences
   and whole PII-free control sentences);
 - retained non-PII words: share of the ordinary words still heard by ASR in the output and
-  still in the masked transcript.
+  still in the masked transcript; with the real pipeline also after the bleeps alone (no
+  voice change), to tell the two stages' costs apart;
+- speech coverage: share of planted values whose speech (known exactly: the value is
+  synthesised as its own piece) is >= 90 % inside a redacted stretch or outside every
+  snippet - what a human listener, not just an ASR, could still hear.
 
 Values are synthetic; nothing here stores audio.
 """
@@ -437,12 +441,14 @@ class _Path:
     def __init__(self) -> None:
         self.name = "fallback: asr + detect_pii + redact_audio"
         self.margin_s = 0.15  # redact_audio's default margin, used by both paths
+        self.anonymises = False
         self._pipeline: Any = None
         try:
             from earshot.pipeline.deid import DeidPipeline
 
             self._pipeline = DeidPipeline()
             self.name = "earshot.pipeline.deid.DeidPipeline"
+            self.anonymises = True
             self.margin_s = float(getattr(self._pipeline, "redact_margin_s", self.margin_s))
         except ImportError:
             self._pipeline = None
@@ -506,6 +512,7 @@ def run_pii_eval(
     """
     from earshot.evaluation.asr import WhisperJudge
     from earshot.pipeline.pii import detect_pii
+    from earshot.pipeline.redact import redact_audio
 
     report_progress = _progress_fn(progress)
     voices = voices or list(DEFAULT_VOICES)
@@ -531,7 +538,18 @@ def run_pii_eval(
         hyp_out = judge.transcribe(out_audio) if len(out_audio) else ""
         transcript = path.transcript(audio)
         own_spans = detect_pii(transcript)
+        if path.anonymises:  # the bleeps alone, to tell them apart from the voice change
+            hyp_red = judge.transcribe(redact_audio(audio, spans, margin_s=path.margin_s))
+        else:
+            hyp_red = hyp_out
         row = _row(voice, item, hyp_orig, hyp_out, masked, transcript, own_spans, spans)
+        red_full = recovered(item, hyp_red)[0] if item.type != "NONE" else False
+        ref = Counter(item.other_words)
+        row["hyp_redacted_only"] = hyp_red
+        row["redacted_only_full"] = red_full
+        row["other_heard_redacted_only"] = sum(
+            (ref & Counter(_words(hyp_orig)) & Counter(_words(hyp_red))).values()
+        )
         row["coverage"] = (
             round(coverage(audio, extent, spans, path.margin_s, heard), 4) if extent else None
         )
@@ -655,6 +673,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
             "speech_covered_share": _ratio(sum(r["coverage"] >= 0.9 for r in rs), len(rs)),
             "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
             "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
+            "audio_recall_redaction_only": _ratio(
+                sum(not r.get("redacted_only_full", r["audio_full"]) for r in ok), len(ok)
+            ),
             "audio_recall_partial": _ratio(sum(not r["audio_part"] for r in ok), len(ok)),
             "text_recall_partial": _ratio(sum(not r["text_part"] for r in ok), len(ok)),
         }
@@ -682,6 +703,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
         "control_sentences": len(controls),
         "control_sentences_with_detection": sum(1 for r in controls if r["masked_words"]),
         "non_pii_kept_audio": kept_audio,
+        "non_pii_kept_audio_redaction_only": _ratio(
+            sum(r.get("other_heard_redacted_only", r["other_heard_deid"]) for r in rows),
+            sum(r["other_heard_orig"] for r in rows),
+        ),
         "non_pii_kept_text": kept_text,
         "non_pii_kept_audio_vs_reference": _ratio(
             sum(r["other_heard_deid"] for r in rows), sum(r["other_ref"] for r in rows)
