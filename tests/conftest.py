@@ -57,6 +57,7 @@ def make_deployment(tmp_path: Path, database_url: str | None) -> Iterator:
         data_dir = tmp_path / f"data{len(opened)}"
         if database_url:
             overrides.setdefault("database_url", database_url)
+        overrides.setdefault("background_jobs", False)  # tests that want them turn them on
         dep = Deployment.open(load_settings(data_dir, **overrides))
         opened.append(dep)
         return dep

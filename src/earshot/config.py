@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     task_runner: Literal["inline", "celery"] = "inline"
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     celery_queue: str = "earshot"
+    background_jobs: bool = True  # audit checkpoints and retention sweeps in serve/worker processes
 
     # Intake.
     sample_rate: float = Field(0.01, ge=0.0, le=1.0)

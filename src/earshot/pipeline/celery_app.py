@@ -64,6 +64,9 @@ def bind_deployment(deployment: Deployment) -> Celery:
 
 
 def run_worker(deployment: Deployment, *, concurrency: int = 1) -> None:
+    from earshot.scheduler import start_background_jobs
+
     app = bind_deployment(deployment)
+    start_background_jobs(deployment)
     pool = "solo" if concurrency == 1 else "prefork"
     app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", f"--pool={pool}"])

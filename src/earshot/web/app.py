@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -18,7 +20,18 @@ log = logging.getLogger("earshot.web")
 
 def create_app(deployment: Deployment) -> FastAPI:
     """Build the app for one deployment. API under /api/v1, reviewer UI under /."""
-    app = FastAPI(title="Earshot", version=__version__, docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from earshot.scheduler import start_background_jobs
+
+        jobs = start_background_jobs(deployment)
+        try:
+            yield
+        finally:
+            if jobs is not None:
+                jobs.stop()
+
+    app = FastAPI(title="Earshot", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.deployment = deployment
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
