@@ -26,6 +26,7 @@ from earshot.pipeline.pii_spoken import (
     UNITS,
     EmailMatch,
     NumberRun,
+    PhraseIndex,
     clean,
     find_emails,
     find_number_runs,
@@ -66,6 +67,7 @@ _NUMBER_CUES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("born",), "DATE_OF_BIRTH"), (("birth",), "DATE_OF_BIRTH"),
     (("birthday",), "DATE_OF_BIRTH"), (("dob",), "DATE_OF_BIRTH"),
 )  # fmt: skip
+_NUMBER_INDEX = PhraseIndex([cue for cue, _typ in _NUMBER_CUES])
 _PHONE_CUES = frozenset(
     "phone telephone mobile cell cellphone landline call ring reach text dial extension "
     "fax whatsapp number contact callback".split()
@@ -89,6 +91,7 @@ _DOB_CUES: tuple[tuple[str, ...], ...] = (
     ("born",), ("date", "of", "birth"), ("birth", "date"), ("birthdate",), ("birthday",),
     ("dob",), ("d.o.b",), ("d.o.b.",),
 )  # fmt: skip
+_DOB_INDEX = PhraseIndex(_DOB_CUES)
 _DOB_FILLERS = frozenset("on is was in the of it's its my a an at : - was".split())
 
 STREET_SUFFIXES = frozenset(
@@ -106,6 +109,7 @@ _ADDRESS_CUES: tuple[tuple[str, ...], ...] = (
     ("i'm", "at"), ("postcode", "is"), ("zip", "code", "is"),
     ("address's",), ("located", "at"),
 )  # fmt: skip
+_ADDRESS_INDEX = PhraseIndex(_ADDRESS_CUES)
 _ADDRESS_LABELS = frozenset(
     {"StreetNamePostDirectional", "OccupancyType", "OccupancyIdentifier", "PlaceName",
      "StateName", "ZipCode", "SubaddressType", "SubaddressIdentifier"}
@@ -185,6 +189,8 @@ _VALUE_CUES: tuple[tuple[tuple[str, ...], str, bool], ...] = (
 _VALUE_STOP = frozenset(
     "and but so please thanks thank if because when then or".split()
 )
+_VALUE_TYPES = {cue: (typ, needs) for cue, typ, needs in _VALUE_CUES}
+_VALUE_INDEX = PhraseIndex(_VALUE_TYPES)
 _LOW_CONFIDENCE = 0.5
 # first words that say the sentence is about the value, not the value itself
 _NOT_A_VALUE = frozenset(
@@ -201,10 +207,8 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
     n = len(lows)
     taken_set = set(taken)
     for end in range(n - 1):
-        for cue, typ, needs_number in _VALUE_CUES:
-            k = len(cue)
-            if end - k + 1 < 0 or tuple(lows[end - k + 1 : end + 1]) != cue:
-                continue
+        for cue in _VALUE_INDEX.ending_at(lows, end)[:1]:
+            typ, needs_number = _VALUE_TYPES[cue]
             first = end + 1
             if first in taken_set or first + 1 in taken_set or lows[first] in _NOT_A_VALUE:
                 continue
@@ -337,10 +341,7 @@ def _phrase_hits(lows: list[str], end: int, window: int) -> list[tuple[int, tupl
     """(distance, cue) for every number cue ending in lows[end-window+1 .. end]."""
     hits = []
     for j in range(end, max(-1, end - window), -1):
-        for cue, _typ in _NUMBER_CUES:
-            n = len(cue)
-            if j - n + 1 >= 0 and tuple(lows[j - n + 1 : j + 1]) == cue:
-                hits.append((end - j, cue))
+        hits.extend((end - j, cue) for cue in _NUMBER_INDEX.ending_at(lows, j))
     return hits
 
 
@@ -450,10 +451,7 @@ def _dates_of_birth(cores: list[str], lows: list[str]) -> list[_Cand]:
     out: list[_Cand] = []
     n = len(lows)
     for end in range(n):
-        if not any(
-            end - len(c) + 1 >= 0 and tuple(lows[end - len(c) + 1 : end + 1]) == c
-            for c in _DOB_CUES
-        ):
+        if not _DOB_INDEX.any_ending_at(lows, end):
             continue
         j = end + 1
         while j < n and j <= end + 3 and lows[j] in _DOB_FILLERS:
@@ -561,10 +559,7 @@ def _cued_addresses(words_text: list[str], cores: list[str], lows: list[str]) ->
     out: list[_Cand] = []
     n = len(lows)
     for end in range(n):
-        if not any(
-            end - len(c) + 1 >= 0 and tuple(lows[end - len(c) + 1 : end + 1]) == c
-            for c in _ADDRESS_CUES
-        ):
+        if not _ADDRESS_INDEX.any_ending_at(lows, end):
             continue
         j = end + 1
         first = j

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from earshot.pipeline.pii_spoken import PhraseIndex
+
 _LOCALES = (
     "en", "en_US", "en_GB", "en_IE", "en_IN", "en_KE", "en_NZ", "en_PK", "en_NG",
     "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR", "pl_PL", "nl_NL", "tr_TR",
@@ -132,9 +134,8 @@ def _nameish(core: str) -> bool:
     return len(core) >= 2 and core.replace("'", "").replace("-", "").replace(".", "").isalpha()
 
 
-def _ends_with(lows: list[str], j: int, cue: tuple[str, ...]) -> bool:
-    n = len(cue)
-    return j - n + 1 >= 0 and tuple(lows[j - n + 1 : j + 1]) == cue
+_STRONG = PhraseIndex(STRONG_CUES)
+_MEDIUM = PhraseIndex(MEDIUM_CUES)
 
 
 def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, int]]:
@@ -155,11 +156,11 @@ def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, 
             continue
         cap = _is_cap(core) or (core.isupper() and len(core) > 2 and gz.is_name(low))
         prev = i - 1
-        strong = any(_ends_with(lows, prev, c) for c in STRONG_CUES)
+        strong = _STRONG.any_ending_at(lows, prev)
         title = prev >= 0 and lows[prev].rstrip(".") in TITLES and (
             _is_cap(cores[prev]) or lows[prev].rstrip(".") in ("mr", "mrs", "ms", "dr", "prof")
         )
-        medium = any(_ends_with(lows, prev, c) for c in MEDIUM_CUES)
+        medium = _MEDIUM.any_ending_at(lows, prev)
         in_gz = gz.is_name(low)
         start = False
         if strong or title:

@@ -153,6 +153,30 @@ def spoken_to_digits(words: list[str]) -> str:
     return "".join(out)
 
 
+class PhraseIndex:
+    """Cue phrases indexed by their last word, so "does a cue end at word j" is a dict lookup."""
+
+    def __init__(self, phrases: object) -> None:
+        self._by_last: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in phrases:  # type: ignore[attr-defined]
+            self._by_last.setdefault(phrase[-1], []).append(tuple(phrase))
+        for v in self._by_last.values():
+            v.sort(key=len, reverse=True)
+
+    def ending_at(self, lows: list[str], j: int) -> list[tuple[str, ...]]:
+        """Phrases that end at word j (longest first)."""
+        if j < 0 or j >= len(lows):
+            return []
+        return [
+            p for p in self._by_last.get(lows[j], ())
+            if j - len(p) + 1 >= 0 and tuple(lows[j - len(p) + 1 : j + 1]) == p
+        ]  # fmt: skip
+
+    def any_ending_at(self, lows: list[str], j: int) -> bool:
+        """True if some phrase ends at word j."""
+        return bool(self.ending_at(lows, j))
+
+
 @dataclass(frozen=True)
 class NumberRun:
     """Consecutive words that together say a number: words[first..last] (inclusive)."""
