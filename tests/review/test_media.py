@@ -240,3 +240,23 @@ def test_trace_names_the_leaking_delivery_among_many(dep, speech) -> None:
         )
         assert logged == 2
         assert s.execute(text("select count(*) from deliveries")).scalar() == 1202
+
+
+def test_concurrent_redeems_deliver_once(dep, speech) -> None:
+    """Eight simultaneous requests with one token: exactly one gets audio."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (rid,), (aid,) = leased(dep, speech)
+    token = issue(dep, "sess-1", rid, aid)
+
+    def attempt(_: int) -> bool:
+        try:
+            return bool(redeem(dep, token, "sess-1", rid))
+        except media.MediaNotFound:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert outcomes.count(True) == 1
+    with dep.db.session() as s:
+        assert s.get(Assignment, aid).deliveries == 1
