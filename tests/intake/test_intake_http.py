@@ -6,6 +6,7 @@ Whatever is refused leaves nothing behind: no recording row, no blob, only a cou
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -24,6 +25,21 @@ def token(deployment: Deployment) -> str:
         _, tok = create_product(s, "assistant", graders_per_snippet=1)
         set_consent(s, deployment, "cust-1", granted=True)
     return tok
+
+
+@contextmanager
+def configured(make_deployment, **settings):
+    """A deployment with `settings` (sampling 100 % unless given), a product token, a consenting customer."""
+    from fastapi.testclient import TestClient
+
+    from earshot.web.app import create_app
+
+    dep = make_deployment(**{"sample_rate": 1.0, **settings})
+    with dep.db.session() as s:
+        _, tok = create_product(s, "assistant")
+        set_consent(s, dep, "cust-1", granted=True)
+    with TestClient(create_app(dep), client=("127.0.0.1", 1)) as c:
+        yield dep, c, tok
 
 
 def post(client, token: str | None, audio: bytes, meta: dict | str | None = None, filename: str = "a.wav"):
@@ -75,15 +91,7 @@ def test_withdrawn_consent_stops_intake(client, deployment, token) -> None:
 
 
 def test_not_sampled_is_counted_never_stored(make_deployment) -> None:
-    from fastapi.testclient import TestClient
-
-    from earshot.web.app import create_app
-
-    dep = make_deployment(sample_rate=0.0)
-    with dep.db.session() as s:
-        _, tok = create_product(s, "assistant")
-        set_consent(s, dep, "cust-1", granted=True)
-    with TestClient(create_app(dep), client=("127.0.0.1", 1)) as c:
+    with configured(make_deployment, sample_rate=0.0) as (dep, c, tok):
         r = post(c, tok, b"not even audio")
     assert r.status_code == 202 and r.json()["status"] == "not_sampled"
     nothing_stored(dep)
@@ -122,31 +130,15 @@ def test_truncated_audio(client, deployment, token) -> None:
 
 
 def test_too_long(make_deployment) -> None:
-    from fastapi.testclient import TestClient
-
-    from earshot.web.app import create_app
-
-    dep = make_deployment(sample_rate=1.0, max_duration_s=2.0)
-    with dep.db.session() as s:
-        _, tok = create_product(s, "assistant")
-        set_consent(s, dep, "cust-1", granted=True)
     audio = encode(np.zeros(16000 * 5, dtype=np.float32), "flac")
-    with TestClient(create_app(dep), client=("127.0.0.1", 1)) as c:
+    with configured(make_deployment, max_duration_s=2.0) as (dep, c, tok):
         r = post(c, tok, audio)
     assert r.status_code == 413 and r.json()["detail"]["code"] == "too_long"
     nothing_stored(dep)
 
 
 def test_too_large(make_deployment) -> None:
-    from fastapi.testclient import TestClient
-
-    from earshot.web.app import create_app
-
-    dep = make_deployment(sample_rate=1.0, max_upload_bytes=10_000)
-    with dep.db.session() as s:
-        _, tok = create_product(s, "assistant")
-        set_consent(s, dep, "cust-1", granted=True)
-    with TestClient(create_app(dep), client=("127.0.0.1", 1)) as c:
+    with configured(make_deployment, max_upload_bytes=10_000) as (dep, c, tok):
         r = post(c, tok, b"\0" * 200_000)
     assert r.status_code == 413
     nothing_stored(dep)
@@ -179,16 +171,8 @@ def test_bad_metadata(client, deployment, token) -> None:
 
 
 def test_daily_cap(make_deployment) -> None:
-    from fastapi.testclient import TestClient
-
-    from earshot.web.app import create_app
-
-    dep = make_deployment(sample_rate=1.0, daily_cap_per_customer=1)
-    with dep.db.session() as s:
-        _, tok = create_product(s, "assistant")
-        set_consent(s, dep, "cust-1", granted=True)
     speech = espeak("please set an alarm for seven in the morning")
-    with TestClient(create_app(dep), client=("127.0.0.1", 1)) as c:
+    with configured(make_deployment, daily_cap_per_customer=1) as (dep, c, tok):
         assert post(c, tok, speech).json()["status"] == "accepted"
         assert post(c, tok, speech).json()["status"] == "capped"
     assert counters(dep) == {"accepted": 1, "capped": 1}
