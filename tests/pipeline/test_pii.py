@@ -237,6 +237,25 @@ def test_presidio_adds_written_patterns() -> None:
     assert {h.type for h in hits} >= {"EMAIL", "CARD"}
 
 
+def test_presidio_runs_when_it_can_help(monkeypatch) -> None:
+    import earshot.pipeline.pii_presidio as pp
+
+    calls: list[str] = []
+    real = pp.analyze
+    monkeypatch.setattr(pp, "analyze", lambda text: calls.append(text) or real(text))
+    monkeypatch.delenv("EARSHOT_PII_PRESIDIO", raising=False)
+    assert masked("My IBAN is GB82 WEST 1234 5698 7654 32.") == "My IBAN is [ACCOUNT]."
+    assert len(calls) == 1
+    assert masked("Call me at 5 pm on the 3rd.") == "Call me at 5 pm on the 3rd."
+    assert len(calls) == 1  # nothing Presidio could add: not run
+    monkeypatch.setenv("EARSHOT_PII_PRESIDIO", "1")
+    masked("Call me at 5 pm.")
+    assert len(calls) == 2
+    monkeypatch.setenv("EARSHOT_PII_PRESIDIO", "0")
+    masked("My IBAN is GB82 WEST 1234 5698 7654 32.")
+    assert len(calls) == 2
+
+
 def test_detection_is_fast() -> None:
     import time
 

@@ -124,8 +124,26 @@ class _Cand:
     type: str
 
 
-def _presidio_enabled() -> bool:
-    return os.environ.get("EARSHOT_PII_PRESIDIO", "1").lower() not in ("0", "false", "no")
+_MIXED_TOKEN = re.compile(r"(?=[A-Za-z0-9]*[A-Za-z])(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{4,}")
+_COMMON_MIXED = re.compile(r"\d+(?:st|nd|rd|th|s|am|pm|k|m|ml|kg|km|mph|g|gb|mb|p)", re.IGNORECASE)
+
+
+def _presidio_wanted(cores: list[str], use_presidio: bool | None) -> bool:
+    """Whether to run Presidio on this transcript.
+
+    True/False force it. None follows EARSHOT_PII_PRESIDIO: "1" always, "0" never, "auto"
+    (default) only when a written token mixes letters and digits ("GB82", "QQ123456C"): the
+    one thing our measurements found Presidio adding (IBAN and similar checksummed codes),
+    so the ~3 s it takes to import spaCy and build the engine is only paid when it can help.
+    """
+    if use_presidio is not None:
+        return use_presidio
+    mode = os.environ.get("EARSHOT_PII_PRESIDIO", "auto").strip().lower()
+    if mode in ("0", "false", "no", "off"):
+        return False
+    if mode in ("1", "true", "yes", "on"):
+        return True
+    return any(_MIXED_TOKEN.fullmatch(c) and not _COMMON_MIXED.fullmatch(c) for c in cores)
 
 
 def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> list[PiiSpan]:
@@ -133,7 +151,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
 
     first_word/last_word are inclusive word indices; start_s/end_s come from those words'
     timings, widened into a neighbouring word whose timing is implausibly long (see
-    `_span_times`). `use_presidio=None` follows EARSHOT_PII_PRESIDIO (default on).
+    `_span_times`). `use_presidio`: see `_presidio_wanted` (default: when it can help).
     """
     words = transcript.words
     if not words:
@@ -162,7 +180,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     cands += _uk_postcodes(cores)
     cands += _cued_values(words, cores, lows, [c.first for c in cands])
 
-    if use_presidio if use_presidio is not None else _presidio_enabled():
+    if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
 
     merged = _merge(cands)
