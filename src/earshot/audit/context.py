@@ -51,6 +51,7 @@ class AuditContext:
     pending: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    monitor_policy: object | None = None  # monitoring.MonitorPolicy, built on first use
 
     def due(self) -> bool:
         if self.pending <= 0:

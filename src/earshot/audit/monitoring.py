@@ -22,10 +22,11 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,7 +40,7 @@ from earshot.audit.models import (
     AuditKnownNetwork,
     AuditRecord,
 )
-from earshot.database import utcnow
+from earshot.database import UTCDateTime, utcnow
 
 INFO, WARNING, CRITICAL = "info", "warning", "critical"
 RULES = (
@@ -71,11 +72,16 @@ class MonitorPolicy:
     cooldown_minutes: float = 60.0  # one alert per rule and actor (and target) per this period
 
 
+_DEFAULT_POLICY = MonitorPolicy()
+
+
 def policy_for(session: Session) -> MonitorPolicy:
     """The policy of the deployment `session` belongs to (defaults when not installed)."""
     ctx = context_for(session)
     if ctx is None:
-        return MonitorPolicy()
+        return _DEFAULT_POLICY
+    if isinstance(ctx.monitor_policy, MonitorPolicy):
+        return ctx.monitor_policy
     settings = ctx.deployment.settings
     overrides: dict[str, Any] = {}
     for name in MonitorPolicy.__dataclass_fields__:
@@ -87,7 +93,8 @@ def policy_for(session: Session) -> MonitorPolicy:
         and "session_idle_minutes" not in overrides
     ):
         overrides["session_idle_minutes"] = settings.session_idle_minutes  # type: ignore[attr-defined]
-    return MonitorPolicy(**overrides)
+    ctx.monitor_policy = MonitorPolicy(**overrides)
+    return ctx.monitor_policy
 
 
 # -- alerts ---------------------------------------------------------------------------------------
@@ -239,16 +246,69 @@ def in_shift(at: datetime, shift: str, tz: str) -> bool:
 
 
 # -- the rules ------------------------------------------------------------------------------------
+_T = UTCDateTime()
+# What the rules need to know about one event, in one round trip.
+_STATE = text(
+    "SELECT"
+    " (SELECT 1 FROM audit_canaries WHERE snippet_id = :target),"
+    " (SELECT shift FROM audit_actor_profiles WHERE actor = :actor),"
+    " (SELECT tz FROM audit_actor_profiles WHERE actor = :actor),"
+    " (SELECT 1 FROM audit_known_networks WHERE actor = :actor AND network = :network),"
+    " (SELECT 1 FROM audit_known_networks WHERE actor = :actor LIMIT 1)"
+)
+_DELIVERY_COUNTS = text(
+    "SELECT"
+    " (SELECT count(*) FROM audit_records"
+    "  WHERE actor = :actor AND action = :action AND at > :hour AND at <= :at),"
+    " (SELECT count(*) FROM audit_records"
+    "  WHERE target = :target AND actor = :actor AND action = :action AND at > :day AND at <= :at)"
+).bindparams(bindparam("hour", type_=_T), bindparam("day", type_=_T), bindparam("at", type_=_T))
+
+
+@dataclass
+class _Facts:
+    canary: bool = False
+    shift: str | None = None
+    tz: str | None = None
+    known_network: bool = False
+    any_network: bool = False
+    network: str | None = None
+    deliveries_hour: int = 0
+    deliveries_of_target: int = 0
+
+
+def _facts(session: Session, rec: AuditRecord) -> _Facts:
+    facts = _Facts()
+    person = _is_person(rec.actor)
+    if not rec.target and not person:
+        return facts
+    conn = session.connection()
+    facts.network = network_of(rec.ip) if rec.ip else None
+    row = conn.execute(_STATE, {"target": rec.target, "actor": rec.actor, "network": facts.network}).one()
+    facts.canary, facts.shift, facts.tz = bool(row[0]), row[1], row[2]
+    facts.known_network, facts.any_network = bool(row[3]), bool(row[4])
+    if rec.action == events.AUDIO_DELIVERED:
+        counts = conn.execute(
+            _DELIVERY_COUNTS,
+            {
+                "actor": rec.actor,
+                "action": rec.action,
+                "target": rec.target,
+                "at": rec.at,
+                "hour": rec.at - timedelta(hours=1),
+                "day": rec.at - timedelta(hours=24),
+            },
+        ).one()
+        facts.deliveries_hour, facts.deliveries_of_target = int(counts[0] or 0), int(counts[1] or 0)
+    return facts
+
+
 def _is_person(actor: str) -> bool:
     return actor.startswith("user:")
 
 
-def _count(session: Session, *conditions: Any) -> int:
-    return int(session.scalar(select(func.count()).select_from(AuditRecord).where(*conditions)) or 0)
-
-
-def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
-    if not rec.target or rec.action == events.CANARY_REGISTERED or not is_canary(session, rec.target):
+def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts) -> list[Alert]:
+    if not facts.canary or rec.action == events.CANARY_REGISTERED:
         return []
     return [
         raise_alert(
@@ -264,6 +324,7 @@ def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> l
 
 
 def _hourly_norm(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> float:
+    """Mean deliveries per active hour over the history window before the last hour."""
     window_start = rec.at - timedelta(hours=1)
     rows = session.execute(
         select(AuditRecord.at).where(
@@ -282,20 +343,18 @@ def _hourly_norm(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> f
     return sum(hours.values()) / len(hours)
 
 
-def _rule_delivery_rate(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+def _rule_delivery_rate(
+    session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
+) -> list[Alert]:
     if rec.action != events.AUDIO_DELIVERED or rec.outcome != events.OK:
         return []
-    count = _count(
-        session,
-        AuditRecord.actor == rec.actor,
-        AuditRecord.action == events.AUDIO_DELIVERED,
-        AuditRecord.at > rec.at - timedelta(hours=1),
-        AuditRecord.at <= rec.at,
-    )
+    count = facts.deliveries_hour
+    # The norm is consulted when the hourly count reaches the floor and every few deliveries after.
     if count < policy.rate_min or (count != policy.rate_min and count % policy.rate_check_every):
         return []
-    cooldown = rec.at - timedelta(minutes=policy.cooldown_minutes)
-    if _recent_alert(session, "delivery_rate", rec.actor, cooldown):
+    if _recent_alert(
+        session, "delivery_rate", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)
+    ):
         return []
     norm = _hourly_norm(session, rec, policy)
     threshold = max(policy.rate_min, policy.rate_factor * norm)
@@ -313,19 +372,14 @@ def _rule_delivery_rate(session: Session, rec: AuditRecord, policy: MonitorPolic
     ]
 
 
-def _rule_replay(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
-    if rec.action != events.AUDIO_DELIVERED or not rec.target:
+def _rule_replay(session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts) -> list[Alert]:
+    if (
+        rec.action != events.AUDIO_DELIVERED
+        or not rec.target
+        or facts.deliveries_of_target <= policy.replay_max
+    ):
         return []
-    since = rec.at - timedelta(hours=24)
-    count = _count(
-        session,
-        AuditRecord.target == rec.target,
-        AuditRecord.actor == rec.actor,
-        AuditRecord.action == events.AUDIO_DELIVERED,
-        AuditRecord.at > since,
-        AuditRecord.at <= rec.at,
-    )
-    if count <= policy.replay_max or _recent_alert(session, "snippet_replay", rec.actor, since, rec.target):
+    if _recent_alert(session, "snippet_replay", rec.actor, rec.at - timedelta(hours=24), rec.target):
         return []
     return [
         raise_alert(
@@ -335,16 +389,15 @@ def _rule_replay(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> l
             actor=rec.actor,
             target=rec.target,
             record=rec,
-            details={"deliveries_24h": count},
+            details={"deliveries_24h": facts.deliveries_of_target},
         )
     ]
 
 
-def _rule_off_shift(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+def _rule_off_shift(session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts) -> list[Alert]:
     if not _is_person(rec.actor) or rec.action not in events.HUMAN_ACTIVITY or rec.outcome != events.OK:
         return []
-    profile = session.get(AuditActorProfile, rec.actor)
-    shift, tz = (profile.shift, profile.tz) if profile else (policy.default_shift, policy.default_tz)
+    shift, tz = (facts.shift, facts.tz or "UTC") if facts.shift else (policy.default_shift, policy.default_tz)
     if in_shift(rec.at, shift, tz):
         return []
     if _recent_alert(session, "off_shift", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)):
@@ -362,6 +415,7 @@ def _rule_off_shift(session: Session, rec: AuditRecord, policy: MonitorPolicy) -
     ]
 
 
+@lru_cache(maxsize=4096)
 def network_of(ip: str) -> str:
     """The network an address belongs to for the new-network rule (IPv4 /24, IPv6 /48)."""
     try:
@@ -378,23 +432,15 @@ def _insert_ignore(session: Session, model: type, values: dict[str, Any]) -> int
     return session.execute(ins.values(**values).on_conflict_do_nothing()).rowcount or 0
 
 
-def _rule_new_network(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
-    if not rec.ip or not _is_person(rec.actor) or rec.outcome != events.OK:
+def _rule_new_network(
+    session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
+) -> list[Alert]:
+    if not facts.network or facts.known_network or not _is_person(rec.actor) or rec.outcome != events.OK:
         return []
-    network = network_of(rec.ip)
-    if session.get(AuditKnownNetwork, (rec.actor, network)) is not None:
-        return []
-    seen_before = (
-        session.execute(
-            select(AuditKnownNetwork.network).where(AuditKnownNetwork.actor == rec.actor).limit(1)
-        ).first()
-        is not None
-    )
-    if not _insert_ignore(
-        session, AuditKnownNetwork, {"actor": rec.actor, "network": network, "first_seen": rec.at}
-    ):
+    values = {"actor": rec.actor, "network": facts.network, "first_seen": rec.at}
+    if not _insert_ignore(session, AuditKnownNetwork, values):
         return []  # a concurrent transaction recorded it first
-    if not seen_before:
+    if not facts.any_network:
         return []  # the first network of a person is their baseline
     return [
         raise_alert(
@@ -403,24 +449,32 @@ def _rule_new_network(session: Session, rec: AuditRecord, policy: MonitorPolicy)
             rule="new_network",
             actor=rec.actor,
             record=rec,
-            details={"network": network, "action": rec.action},
+            details={"network": facts.network, "action": rec.action},
         )
     ]
 
 
-def _rule_denied_burst(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+def _rule_denied_burst(
+    session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
+) -> list[Alert]:
     if rec.outcome not in (events.DENIED, events.FAILED):
         return []
     since = rec.at - timedelta(minutes=policy.denied_window_minutes)
     anonymous = not rec.actor or rec.actor in ("anonymous", "unknown")
     who = AuditRecord.ip == rec.ip if anonymous else AuditRecord.actor == rec.actor
     key = f"ip:{rec.ip}" if anonymous else rec.actor
-    count = _count(
-        session,
-        who,
-        AuditRecord.outcome.in_((events.DENIED, events.FAILED)),
-        AuditRecord.at > since,
-        AuditRecord.at <= rec.at,
+    count = int(
+        session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(
+                who,
+                AuditRecord.outcome.in_((events.DENIED, events.FAILED)),
+                AuditRecord.at > since,
+                AuditRecord.at <= rec.at,
+            )
+        )
+        or 0
     )
     if count < policy.denied_max or _recent_alert(session, "denied_burst", key, since):
         return []
@@ -440,7 +494,9 @@ def _rule_denied_burst(session: Session, rec: AuditRecord, policy: MonitorPolicy
     ]
 
 
-def _rule_session_overlap(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> list[Alert]:
+def _rule_session_overlap(
+    session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
+) -> list[Alert]:
     if not _is_person(rec.actor) or f'"{events.SESSION}"' not in rec.details:
         return []
     details = json.loads(rec.details)
@@ -511,7 +567,8 @@ _RULES = (
 def check_event(session: Session, record: AuditRecord) -> list[Alert]:
     """Run every rule on one appended record; returns the alerts raised (already in the session)."""
     policy = policy_for(session)
+    facts = _facts(session, record)
     raised: list[Alert] = []
     for rule in _RULES:
-        raised.extend(rule(session, record, policy))
+        raised.extend(rule(session, record, policy, facts))
     return raised

@@ -8,9 +8,10 @@ produce proofs that fail, never false assurance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from earshot.audit.merkle import TreeView, node_hash
@@ -29,39 +30,71 @@ def _fold(hashes: list[bytes]) -> bytes:
 
 
 class StoredTree(TreeView):
-    """A `TreeView` over the database."""
+    """A `TreeView` over the database. `prefetch` loads every hash a computation needs in two queries."""
 
     def __init__(self, session: Session) -> None:
         super().__init__(self._subtree)
         self.session = session
+        self._hashes: dict[tuple[int, int], bytes] = {}  # (stored level, index) -> hash
 
-    def _subtree(self, level: int, index: int) -> bytes:
+    @staticmethod
+    def _span(level: int, index: int) -> tuple[int, int, int]:
+        """The stored level and index range [first, first + width) that a subtree folds from."""
         base = (level // NODE_STRIDE) * NODE_STRIDE
         width = 1 << (level - base)
-        first = index * width
-        if base == 0:
-            rows = (
-                self.session.execute(
-                    select(AuditRecord.leaf_hash)
-                    .where(AuditRecord.seq > first, AuditRecord.seq <= first + width)
-                    .order_by(AuditRecord.seq)
+        return base, index * width, width
+
+    def prefetch(self, computation: Callable[[TreeView], object]) -> None:
+        """Dry-run `computation` to learn which subtrees it reads, then load them all at once."""
+        needed: set[tuple[int, int]] = set()
+
+        def record(level: int, index: int) -> bytes:
+            needed.add((level, index))
+            return bytes(32)
+
+        computation(TreeView(record))
+        leaves, nodes = [], []
+        for level, index in needed:
+            base, first, width = self._span(level, index)
+            if base == 0:
+                leaves.append(and_(AuditRecord.seq > first, AuditRecord.seq <= first + width))
+            else:
+                nodes.append(
+                    and_(AuditNode.level == base, AuditNode.idx >= first, AuditNode.idx < first + width)
                 )
-                .scalars()
-                .all()
+        if leaves:
+            for seq, h in self.session.execute(
+                select(AuditRecord.seq, AuditRecord.leaf_hash).where(or_(*leaves))
+            ):
+                self._hashes[(0, seq - 1)] = bytes(h)
+        if nodes:
+            query = select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(or_(*nodes))
+            for level, idx, h in self.session.execute(query):
+                self._hashes[(level, idx)] = bytes(h)
+
+    def _subtree(self, level: int, index: int) -> bytes:
+        base, first, width = self._span(level, index)
+        found = [self._hashes.get((base, i)) for i in range(first, first + width)]
+        if any(h is None for h in found):
+            found = self._load(base, first, width)
+        if len(found) != width:
+            raise ProofError(f"log storage lacks the subtree at level {level}, index {index}")
+        return _fold(found)  # type: ignore[arg-type]
+
+    def _load(self, base: int, first: int, width: int) -> list[bytes]:
+        if base == 0:
+            query = (
+                select(AuditRecord.leaf_hash)
+                .where(AuditRecord.seq > first, AuditRecord.seq <= first + width)
+                .order_by(AuditRecord.seq)
             )
         else:
-            rows = (
-                self.session.execute(
-                    select(AuditNode.hash)
-                    .where(AuditNode.level == base, AuditNode.idx >= first, AuditNode.idx < first + width)
-                    .order_by(AuditNode.idx)
-                )
-                .scalars()
-                .all()
+            query = (
+                select(AuditNode.hash)
+                .where(AuditNode.level == base, AuditNode.idx >= first, AuditNode.idx < first + width)
+                .order_by(AuditNode.idx)
             )
-        if len(rows) != width:
-            raise ProofError(f"log storage lacks the subtree at level {level}, index {index}")
-        return _fold([bytes(r) for r in rows])
+        return [bytes(h) for h in self.session.execute(query).scalars()]
 
 
 @dataclass(frozen=True)
@@ -112,7 +145,10 @@ def _size_or_current(session: Session, tree_size: int | None) -> int:
 
 def root_at(session: Session, tree_size: int) -> bytes:
     """MTH of the first `tree_size` records."""
-    return StoredTree(session).range_hash(0, _size_or_current(session, tree_size))
+    size = _size_or_current(session, tree_size)
+    tree = StoredTree(session)
+    tree.prefetch(lambda t: t.range_hash(0, size))
+    return tree.range_hash(0, size)
 
 
 def inclusion_proof(session: Session, seq: int, tree_size: int | None = None) -> InclusionProof:
@@ -121,6 +157,9 @@ def inclusion_proof(session: Session, seq: int, tree_size: int | None = None) ->
     if not 1 <= seq <= size:
         raise ProofError(f"record {seq} is not in a tree of {size} records")
     tree = StoredTree(session)
+    tree.prefetch(
+        lambda t: (t.range_hash(0, size), t.inclusion_proof(seq - 1, size), t.range_hash(seq - 1, seq))
+    )
     leaf = tree.range_hash(seq - 1, seq)
     path = tree.inclusion_proof(seq - 1, size)
     return InclusionProof(seq, seq - 1, size, leaf, tree.range_hash(0, size), path)
@@ -132,6 +171,7 @@ def consistency_proof(session: Session, first: int, second: int | None = None) -
     if not 0 <= first <= size:
         raise ProofError(f"first size {first} must be between 0 and {size}")
     tree = StoredTree(session)
+    tree.prefetch(lambda t: (t.range_hash(0, first), t.range_hash(0, size), t.consistency_proof(first, size)))
     return ConsistencyProof(
         first, size, tree.range_hash(0, first), tree.range_hash(0, size), tree.consistency_proof(first, size)
     )
