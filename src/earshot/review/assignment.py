@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,15 +64,16 @@ def _insert(session: Session):  # noqa: ANN202 - the dialect's insert construct
 
 
 def lock_reviewer(session: Session, reviewer_id: str) -> None:
-    """Take the reviewer's row lock (and, on SQLite, the write lock) for the rest of the transaction."""
-    ins = _insert(session)(ReviewerState).values(reviewer_id=reviewer_id).on_conflict_do_nothing()
-    session.execute(ins)
-    if _dialect(session) == "postgresql":
-        session.execute(
-            select(ReviewerState.reviewer_id)
-            .where(ReviewerState.reviewer_id == reviewer_id)
-            .with_for_update()
+    """Take the reviewer's row lock (and, on SQLite, the write lock) for the rest of the transaction.
+
+    One statement: an upsert whose conflict branch updates (and so locks) the existing row.
+    """
+    ins = _insert(session)(ReviewerState).values(reviewer_id=reviewer_id)
+    session.execute(
+        ins.on_conflict_do_update(
+            index_elements=["reviewer_id"], set_={"reviewer_id": ins.excluded.reviewer_id}
         )
+    )
 
 
 def active_assignment(session: Session, reviewer_id: str, now: datetime | None = None) -> Assignment | None:
@@ -89,20 +90,32 @@ def active_assignment(session: Session, reviewer_id: str, now: datetime | None =
     )
 
 
+def _use_and_current(
+    session: Session, policy: ReviewPolicy, reviewer_id: str, now: datetime
+) -> tuple[QuotaUse, str | None]:
+    """Quota use and the id of the reviewer's unexpired lease, in one indexed query."""
+    since_shift = now - policy.shift
+    since_hour = now - timedelta(hours=1)
+    live = (Assignment.status == "active") & (Assignment.lease_expires_at > now)
+    row = session.execute(
+        select(
+            func.count().filter(Assignment.assigned_at > since_hour),
+            func.count().filter(Assignment.assigned_at > since_shift),
+            func.max(case((live, Assignment.id))),
+        ).where(
+            Assignment.reviewer_id == reviewer_id,
+            (Assignment.assigned_at > since_shift) | (Assignment.status == "active"),
+        )
+    ).one()
+    use = QuotaUse(int(row[0] or 0), int(row[1] or 0), policy.quota_per_hour, policy.quota_per_shift)
+    return use, row[2]
+
+
 def quota_use(
     session: Session, policy: ReviewPolicy, reviewer_id: str, now: datetime | None = None
 ) -> QuotaUse:
     """Snippets assigned to the reviewer in the last hour and the last shift."""
-    now = now or utcnow()
-    since_shift = now - policy.shift
-    since_hour = now - timedelta(hours=1)
-    rows = session.execute(
-        select(
-            func.count().filter(Assignment.assigned_at > since_hour),
-            func.count(),
-        ).where(Assignment.reviewer_id == reviewer_id, Assignment.assigned_at > since_shift)
-    ).one()
-    return QuotaUse(int(rows[0] or 0), int(rows[1] or 0), policy.quota_per_hour, policy.quota_per_shift)
+    return _use_and_current(session, policy, reviewer_id, now or utcnow())[0]
 
 
 def release_slot(session: Session, snippet_id: str) -> None:
@@ -180,14 +193,17 @@ def pick_snippet(session: Session, reviewer_id: str, status: str, since_customer
 
 
 def _exclude(session: Session, reviewer_id: str, snippet: Snippet, now: datetime) -> None:
-    ins = _insert(session)
-    session.execute(
-        ins(ReviewerExclusion)
-        .values(reviewer_id=reviewer_id, scope=SCOPE_RECORDING, key=snippet.recording_id, last_at=now)
-        .on_conflict_do_nothing()
-    )
-    stmt = ins(ReviewerExclusion).values(
-        reviewer_id=reviewer_id, scope=SCOPE_CUSTOMER, key=snippet.customer_id, last_at=now
+    """Record the recording (forever) and the customer (window starts now) as seen by the reviewer."""
+    stmt = _insert(session)(ReviewerExclusion).values(
+        [
+            {
+                "reviewer_id": reviewer_id,
+                "scope": SCOPE_RECORDING,
+                "key": snippet.recording_id,
+                "last_at": now,
+            },
+            {"reviewer_id": reviewer_id, "scope": SCOPE_CUSTOMER, "key": snippet.customer_id, "last_at": now},
+        ]
     )
     session.execute(
         stmt.on_conflict_do_update(
@@ -213,10 +229,9 @@ def next_assignment(
     policy = policy or policy_for(deployment)
     now = now or utcnow()
     lock_reviewer(session, reviewer_id)
-    current = active_assignment(session, reviewer_id, now)
-    if current is not None:
-        return current
-    use = quota_use(session, policy, reviewer_id, now)
+    use, current_id = _use_and_current(session, policy, reviewer_id, now)
+    if current_id is not None:
+        return session.get(Assignment, current_id)
     if use.last_hour >= policy.quota_per_hour:
         raise QuotaReached("hourly", policy.quota_per_hour)
     if use.this_shift >= policy.quota_per_shift:

@@ -158,6 +158,40 @@ def task_view(session: Session, deployment: Deployment, reviewer_id: str, assign
     )
 
 
+def assign_and_view(
+    session: Session, deployment: Deployment, reviewer_id: str, *, ip: str | None = None
+) -> TaskView | None:
+    """Assign (or return the current lease), commit, then decrypt the transcript for the view.
+
+    The commit comes before decryption so the locks the assignment took (reviewer row, snippet row,
+    audit head) are held as briefly as possible.
+    """
+    assignment = next_assignment(session, deployment, reviewer_id, ip=ip)
+    if assignment is None:
+        session.commit()
+        return None
+    snippet = session.get(Snippet, assignment.snippet_id)  # already loaded when newly picked
+    if snippet is None:
+        raise NotFound("no such task")
+    customer_id, snippet_id, sealed, duration = (
+        snippet.customer_id,
+        snippet.id,
+        snippet.transcript_enc,
+        snippet.duration_s,
+    )
+    view_args = (assignment.id, assignment.lease_expires_at, assignment.audio_first_at, assignment.played_at)
+    session.commit()
+    text = deployment.vault.open_text(session, customer_id, f"snippet:{snippet_id}:text", sealed)
+    return TaskView(
+        view_args[0],
+        text,
+        duration,
+        view_args[1],
+        audio_fetched=view_args[2] is not None,
+        played=view_args[3] is not None,
+    )
+
+
 def task_state(session: Session, reviewer_id: str, assignment_id: str) -> str:
     """'active' while the reviewer may still work on the task, else 'gone' (expired, withdrawn, done)."""
     try:

@@ -140,15 +140,9 @@ def _assign(
     session: Session, deployment: Deployment, principal: Principal, request: Request
 ) -> services.TaskView | None:
     _vetted(session, principal)
-    assignment = _errors(
-        lambda: services.next_assignment(session, deployment, principal.user_id, ip=client_ip(request))
+    return _errors(
+        lambda: services.assign_and_view(session, deployment, principal.user_id, ip=client_ip(request))
     )
-    if assignment is None:
-        session.commit()
-        return None
-    assignment_id = assignment.id
-    session.commit()
-    return services.task_view(session, deployment, principal.user_id, assignment_id)
 
 
 def _task_out(view: services.TaskView) -> TaskOut:
