@@ -154,3 +154,24 @@ def test_a_log_without_a_head_row_is_continued_not_restarted(dep):
     fill(dep, 3)
     assert seqs(dep) == list(range(1, 13))
     assert verify_deployment(dep).ok
+
+
+def test_the_checkpoint_timer_signs_a_quiet_log(dep):
+    import time
+
+    from earshot.audit.checkpoints import CheckpointTimer
+
+    install(dep).every_seconds = 0
+    fill(dep, 4)
+    timer = CheckpointTimer(dep, interval_s=0.05).start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with dep.db.session() as session:
+                if session.scalar(select(func.max(AuditCheckpoint.tree_size))) == 4:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no checkpoint was written")
+    finally:
+        timer.stop()

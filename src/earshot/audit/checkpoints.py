@@ -13,6 +13,7 @@ import base64
 import fcntl
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,3 +161,32 @@ def list_checkpoints(session: Session) -> list[Checkpoint]:
     """Every checkpoint in the database, oldest first."""
     rows = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id))
     return [Checkpoint.from_row(r) for r in rows]
+
+
+class CheckpointTimer:
+    """A daemon thread calling `maybe_checkpoint` every `interval_s` (for `earshot serve`/`worker`).
+
+    Interval checkpoints also happen after commits (see `context.install`); the timer covers a
+    quiet log whose last records would otherwise wait for the next commit to be signed.
+    """
+
+    def __init__(self, deployment: Deployment, interval_s: float = 10.0) -> None:
+        self.deployment = deployment
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
+
+    def start(self) -> CheckpointTimer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval_s + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                maybe_checkpoint(self.deployment)
+            except Exception as exc:  # noqa: BLE001 - keep trying; the next tick may succeed
+                audit_context.log.error("scheduled checkpoint failed: %s", type(exc).__name__)
