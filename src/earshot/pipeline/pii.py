@@ -7,7 +7,12 @@ Detection works on the words (so every span maps back to word timings) in three 
 2. Earshot's own rules for the context of each value (card, sort code, PIN, passport, date
    of birth, street address via `usaddress`, person names via cues and a gazetteer);
 3. Presidio's pattern/checksum recognizers (`pii_presidio`, fully offline) over the
-   normalised text, as a second opinion that can only add spans.
+   normalised text, as a second opinion that can only add spans - run where measurement
+   showed it adds something (letter+digit codes such as IBANs), see `_presidio_wanted`.
+
+After detection, "<cue> is <value>" phrases ("my pin is ...", "my email is ...") mask what
+follows even when the ASR garbled it, and span times are widened where the word aligner
+obviously misplaced speech (see `_span_times`).
 
 Any run of three or more digits is masked whatever its context: the type only says what
 it most likely is. Nothing here logs or raises with transcript content.
