@@ -502,7 +502,7 @@ def run_pii_eval(
     *,
     voices: list[str] | None = None,
     progress: Callable[..., None] | None = None,
-    per_type: int = 4,
+    per_type: int = 3,
     seed: int = 0,
 ) -> dict[str, object]:
     """Synthesise planted-PII sentences, de-identify them, and measure what an ASR recovers.
@@ -546,6 +546,7 @@ def run_pii_eval(
         red_full = recovered(item, hyp_red)[0] if item.type != "NONE" else False
         ref = Counter(item.other_words)
         row["hyp_redacted_only"] = hyp_red
+        row["asr_words"] = [[w.text, round(float(w.probability), 2)] for w in transcript.words]
         row["redacted_only_full"] = red_full
         row["other_heard_redacted_only"] = sum(
             (ref & Counter(_words(hyp_orig)) & Counter(_words(hyp_red))).values()
