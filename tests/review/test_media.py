@@ -260,3 +260,16 @@ def test_concurrent_redeems_deliver_once(dep, speech) -> None:
     assert outcomes.count(True) == 1
     with dep.db.session() as s:
         assert s.get(Assignment, aid).deliveries == 1
+
+
+def test_direct_delivery_for_a_lead_is_traceable(dep, speech) -> None:
+    lead = reviewer(dep)
+    with dep.db.session() as s:
+        wav = media.deliver_direct(s, dep, user_id=lead, snippet_id="e" * 32, wav=media.pcm16_wav(speech),
+                                   principal_session_id="lead-sess", ip="10.9.9.9")
+    played, _ = sf.read(io.BytesIO(wav), dtype="float32")
+    assert watermark.snr_db(speech, played) >= 30.0
+    with dep.db.session() as s:
+        report = trace_audio(s, dep, decode_audio(mp3(played))[:80000])
+        assert report.match is not None and report.match.reviewer_id == lead
+        assert report.match.snippet_id == "e" * 32 and report.match.ip == "10.9.9.9"

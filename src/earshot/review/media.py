@@ -157,6 +157,39 @@ def redeem(
     return watermarked_wav(wav, delivery.mark, watermark_key(deployment))
 
 
+def deliver_direct(
+    session: Session,
+    deployment: Deployment,
+    *,
+    user_id: str,
+    snippet_id: str,
+    wav: bytes,
+    principal_session_id: str,
+    ip: str | None = None,
+    assignment_id: str = "",
+) -> bytes:
+    """Record a delivery of audio the caller has already authorised (a lead hearing an escalated or
+    disputed snippet, outside any lease) and return it watermarked for that delivery."""
+    now = utcnow()
+    mark = secrets.randbits(MARK_BITS) or 1
+    session.add(
+        Delivery(
+            mark=mark,
+            token_hash=_sha256(secrets.token_urlsafe(32)),  # no URL: nothing to redeem
+            session_hash=_sha256(principal_session_id),
+            reviewer_id=user_id,
+            assignment_id=assignment_id,
+            snippet_id=snippet_id,
+            created_at=now,
+            expires_at=now,
+            used_at=now,
+            ip=ip,
+        )
+    )
+    session.flush()
+    return watermarked_wav(wav, mark, watermark_key(deployment))
+
+
 def watermarked_wav(wav: bytes, mark: int, key: bytes) -> bytes:
     """Decode the stored WAV in memory, add the delivery's mark, encode 16-bit PCM WAV."""
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
