@@ -29,3 +29,9 @@ def test_jobs_off_when_disabled(make_deployment) -> None:
     from earshot.scheduler import start_background_jobs
 
     assert start_background_jobs(make_deployment(background_jobs=False)) is None
+
+
+def test_media_purge_job_runs(make_deployment) -> None:
+    from earshot.scheduler import purge_unused_media
+
+    assert purge_unused_media(make_deployment()) == 0

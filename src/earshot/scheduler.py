@@ -50,12 +50,21 @@ class BackgroundJobs(threading.Thread):
             self.join(timeout)
 
 
+def purge_unused_media(deployment: Deployment) -> int:
+    """Drop single-use media tokens that expired unused (they never carried audio)."""
+    from earshot.review.media import purge_unused
+
+    with deployment.db.session() as session:
+        return purge_unused(session)
+
+
 def default_jobs(deployment: Deployment) -> list[Job]:
     from earshot.audit.checkpoints import maybe_checkpoint
     from earshot.privacy.retention import run_retention
 
     return [
         Job("audit-checkpoint", 5.0, maybe_checkpoint),
+        Job("media-purge", 300.0, purge_unused_media),
         Job("retention", float(deployment.settings.retention_interval_s), run_retention),
     ]
 
