@@ -106,3 +106,14 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_factory_loads_once_per_configuration(transcriber) -> None:  # noqa: ANN001
     assert get_transcriber() is transcriber
     assert get_transcriber() is get_transcriber()
+
+
+def test_looping_output_is_decoded_again_not_dropped(say) -> None:  # noqa: ANN001
+    from earshot.pipeline.asr import AsrOptions
+
+    # Threshold 0: every result counts as a loop, so every piece takes the retry path.
+    strict = WhisperTranscriber(options=AsrOptions(compression_ratio_threshold=0.0))
+    audio = say("Please call me tomorrow morning.")
+    (t,) = strict.transcribe_batch([audio])
+    assert _recall("Please call me tomorrow morning.", t.text) >= 0.8
+    _check_timings(t, len(audio) / SAMPLE_RATE)

@@ -174,9 +174,11 @@ class WhisperTranscriber:
         for b in range(0, len(short), size):
             idx = short[b : b + size]
             for i, transcript in zip(idx, self._run_batch([audios[i] for i in idx]), strict=True):
-                # A decoding loop ("the the the ...") compresses far better than speech.
+                # A decoding loop ("the the the ...") compresses far better than speech: decode
+                # that piece again with a beam and no repeated trigrams, and keep that result
+                # (never an empty one: the PII detector must still see what was said).
                 if _compression_ratio(transcript.text) > self.options.compression_ratio_threshold:
-                    transcript = Transcript(text="")
+                    transcript = self._run_batch([audios[i]], retry=True)[0]
                 results[i] = transcript
         return results
 
@@ -219,7 +221,7 @@ class WhisperTranscriber:
         out = self._model.model.encode(ctranslate2.StorageView.from_array(feats[None]), to_cpu=True)
         return np.asarray(out)[0]
 
-    def _run_batch(self, audios: list[Audio]) -> list[Transcript]:
+    def _run_batch(self, audios: list[Audio], *, retry: bool = False) -> list[Transcript]:
         import ctranslate2
 
         frames = max(self._context_frames(len(a)) for a in audios)
@@ -233,7 +235,8 @@ class WhisperTranscriber:
             results = self._model.model.generate(
                 encoded,
                 [self._prompt] * len(audios),
-                beam_size=opts.beam_size,
+                beam_size=max(5, opts.beam_size) if retry else opts.beam_size,
+                no_repeat_ngram_size=3 if retry else 0,
                 max_length=len(self._prompt) + max_new,
                 return_scores=True,
                 return_no_speech_prob=True,
