@@ -89,7 +89,7 @@ def test_work_inside_a_personal_night_shift_raises_nothing_but_daytime_does(dep,
     with dep.db.session() as session:
         monitoring.set_shift(session, R1, "22:00-06:00", "Asia/Tokyo")
     clock.set(datetime(2026, 3, 4, 14, 30, tzinfo=UTC))  # 23:30 in Tokyo
-    emit(dep, R1, events.LOGIN_SUCCESS)
+    emit(dep, R1, events.LOGIN)
     emit(dep, R1, events.AUDIO_DELIVERED, target="s1")
     emit(dep, "pipeline", "pipeline.processed", target="r1")  # not a person
     assert alerts(dep, "off_shift") == []
@@ -100,15 +100,15 @@ def test_work_inside_a_personal_night_shift_raises_nothing_but_daytime_does(dep,
 
 # -- networks ------------------------------------------------------------------------------------
 def test_a_new_network_raises_an_alert(dep, clock):
-    emit(dep, R1, events.LOGIN_SUCCESS, ip="10.1.2.3")
-    emit(dep, R1, events.LOGIN_SUCCESS, ip="203.0.113.9")
+    emit(dep, R1, events.LOGIN, ip="10.1.2.3")
+    emit(dep, R1, events.LOGIN, ip="203.0.113.9")
     assert alerts(dep, "new_network") == [("new_network", R1, "warning", None)]
 
 
 def test_the_usual_network_raises_nothing(dep, clock):
-    emit(dep, R1, events.LOGIN_SUCCESS, ip="10.1.2.3")  # the first network is the baseline
+    emit(dep, R1, events.LOGIN, ip="10.1.2.3")  # the first network is the baseline
     emit(dep, R1, events.AUDIO_DELIVERED, ip="10.1.2.77", target="s1")  # same /24
-    emit(dep, R2, events.LOGIN_SUCCESS, ip="203.0.113.9")  # someone else's first network
+    emit(dep, R2, events.LOGIN, ip="203.0.113.9")  # someone else's first network
     assert alerts(dep, "new_network") == []
 
 
@@ -118,7 +118,7 @@ def test_repeated_denied_requests_raise_an_alert(dep, clock):
         emit(dep, R1, events.AUTHZ_DENIED, outcome=events.DENIED, details={"route": "/api/v1/users"})
         clock.advance(minutes=1)
     for _ in range(5):  # failed sign-ins of unknown accounts, from one address
-        emit(dep, "anonymous", events.LOGIN_FAILURE, outcome=events.FAILED, ip="198.51.100.7")
+        emit(dep, "anonymous", events.LOGIN, outcome=events.FAILED, ip="198.51.100.7")
     found = alerts(dep, "denied_burst")
     assert sorted(a[1] for a in found) == sorted([R1, "ip:198.51.100.7"])
 
@@ -128,27 +128,25 @@ def test_occasional_denied_requests_raise_nothing(dep, clock):
         emit(dep, R1, events.AUTHZ_DENIED, outcome=events.DENIED)
         clock.advance(minutes=4)  # never 5 within 10 minutes
     for _ in range(4):
-        emit(dep, "anonymous", events.LOGIN_FAILURE, outcome=events.FAILED, ip="198.51.100.7")
+        emit(dep, "anonymous", events.LOGIN, outcome=events.FAILED, ip="198.51.100.7")
     assert alerts(dep, "denied_burst") == []
 
 
 # -- overlapping sessions ------------------------------------------------------------------------
 def test_sessions_overlapping_across_devices_raise_an_alert(dep, clock):
-    emit(dep, R1, events.LOGIN_SUCCESS, ip="10.1.2.3", details={"session": "a", "device": "laptop"})
+    emit(dep, R1, events.LOGIN, ip="10.1.2.3", details={"session": "a", "device": "laptop"})
     clock.advance(minutes=3)
-    emit(dep, R1, events.LOGIN_SUCCESS, ip="10.1.2.50", details={"session": "b", "device": "phone"})
+    emit(dep, R1, events.LOGIN, ip="10.1.2.50", details={"session": "b", "device": "phone"})
     assert alerts(dep, "session_overlap") == [("session_overlap", R1, "warning", None)]
 
 
 def test_sequential_or_stale_sessions_raise_nothing(dep, clock):
-    emit(dep, R1, events.LOGIN_SUCCESS, details={"session": "a", "device": "laptop"})
+    emit(dep, R1, events.LOGIN, details={"session": "a", "device": "laptop"})
     emit(dep, R1, events.SESSION_END, details={"session": "a", "device": "laptop", "reason": "logout"})
-    emit(dep, R1, events.LOGIN_SUCCESS, ip="10.1.2.50", details={"session": "b", "device": "phone"})
+    emit(dep, R1, events.LOGIN, ip="10.1.2.50", details={"session": "b", "device": "phone"})
     clock.advance(minutes=30)  # b went idle without a logout
-    emit(dep, R1, events.LOGIN_SUCCESS, details={"session": "c", "device": "laptop"})
-    emit(
-        dep, R1, events.LOGIN_SUCCESS, details={"session": "d", "device": "laptop"}
-    )  # same device, same place
+    emit(dep, R1, events.LOGIN, details={"session": "c", "device": "laptop"})
+    emit(dep, R1, events.LOGIN, details={"session": "d", "device": "laptop"})  # same device, same place
     assert alerts(dep, "session_overlap") == []
 
 
@@ -195,3 +193,24 @@ def test_alerts_are_listed_and_acknowledged_over_the_api_and_cli(dep, clock):
         assert session.get(Alert, listed[0]["id"]).acknowledged_at is not None
     shown = run_cli(dep, "show", "--action", "alert.acknowledged", "--json")
     assert '"actor": "user:lead-1"' in shown.output
+
+
+# -- events as the access domain writes them (bare user id, no session reference) -----------------
+UID = "0123456789abcdef0123456789abcdef"
+
+
+def test_two_addresses_active_at_once_count_as_overlapping_sessions(dep, clock):
+    emit(dep, UID, events.LOGIN, ip="10.1.2.3")  # bare id, as access control writes it
+    clock.advance(minutes=2)
+    emit(dep, f"user:{UID}", events.AUDIO_DELIVERED, target="s1", ip="10.9.8.7")  # same person elsewhere
+    assert alerts(dep, "session_overlap") == [("session_overlap", f"user:{UID}", "warning", None)]
+    assert alerts(dep, "new_network") == [("new_network", f"user:{UID}", "warning", None)]
+
+
+def test_moving_between_addresses_after_logging_out_raises_nothing(dep, clock):
+    emit(dep, UID, events.LOGIN, ip="10.1.2.3")
+    emit(dep, UID, events.LOGOUT, ip="10.1.2.3")
+    emit(dep, UID, events.LOGIN, ip="10.1.2.40")
+    clock.advance(minutes=20)  # long after the last activity from .40
+    emit(dep, UID, events.LOGIN, ip="10.1.2.41")
+    assert alerts(dep, "session_overlap") == []

@@ -69,6 +69,7 @@ class MonitorPolicy:
     default_shift: str = "06:00-20:00"
     default_tz: str = "UTC"
     session_idle_minutes: float = 15.0
+    overlap_minutes: float = 5.0  # two addresses active within this window: overlapping sessions
     cooldown_minutes: float = 60.0  # one alert per rule and actor (and target) per this period
 
 
@@ -223,6 +224,8 @@ def set_shift(session: Session, actor: str, shift: str, tz: str = "UTC") -> Audi
     """Set one person's working shift (local time in `tz`)."""
     parse_shift(shift)
     ZoneInfo(tz)
+    user_id = events.person_of(actor)
+    actor = events.user_actor(user_id) if user_id else actor
     profile = session.get(AuditActorProfile, actor)
     if profile is None:
         profile = AuditActorProfile(actor=actor, shift=shift, tz=tz)
@@ -259,14 +262,21 @@ _STATE = text(
 _DELIVERY_COUNTS = text(
     "SELECT"
     " (SELECT count(*) FROM audit_records"
-    "  WHERE actor = :actor AND action = :action AND at > :hour AND at <= :at),"
+    "  WHERE actor IN :actors AND action = :action AND at > :hour AND at <= :at),"
     " (SELECT count(*) FROM audit_records"
-    "  WHERE target = :target AND actor = :actor AND action = :action AND at > :day AND at <= :at)"
-).bindparams(bindparam("hour", type_=_T), bindparam("day", type_=_T), bindparam("at", type_=_T))
+    "  WHERE target = :target AND actor IN :actors AND action = :action AND at > :day AND at <= :at)"
+).bindparams(
+    bindparam("hour", type_=_T),
+    bindparam("day", type_=_T),
+    bindparam("at", type_=_T),
+    bindparam("actors", expanding=True),
+)
 
 
 @dataclass
 class _Facts:
+    person: str | None = None  # "user:<id>" when the actor is a person, whichever form it was written in
+    actors: tuple[str, ...] = ()  # every form of the actor string, for counting its records
     canary: bool = False
     shift: str | None = None
     tz: str | None = None
@@ -278,20 +288,21 @@ class _Facts:
 
 
 def _facts(session: Session, rec: AuditRecord) -> _Facts:
-    facts = _Facts()
-    person = _is_person(rec.actor)
+    user_id = events.person_of(rec.actor)
+    person = events.user_actor(user_id) if user_id else None
+    facts = _Facts(person=person, actors=(person, user_id) if person and user_id else (rec.actor,))
     if not rec.target and not person:
         return facts
     conn = session.connection()
     facts.network = network_of(rec.ip) if rec.ip else None
-    row = conn.execute(_STATE, {"target": rec.target, "actor": rec.actor, "network": facts.network}).one()
+    row = conn.execute(_STATE, {"target": rec.target, "actor": person, "network": facts.network}).one()
     facts.canary, facts.shift, facts.tz = bool(row[0]), row[1], row[2]
     facts.known_network, facts.any_network = bool(row[3]), bool(row[4])
     if rec.action == events.AUDIO_DELIVERED:
         counts = conn.execute(
             _DELIVERY_COUNTS,
             {
-                "actor": rec.actor,
+                "actors": list(facts.actors),
                 "action": rec.action,
                 "target": rec.target,
                 "at": rec.at,
@@ -303,10 +314,6 @@ def _facts(session: Session, rec: AuditRecord) -> _Facts:
     return facts
 
 
-def _is_person(actor: str) -> bool:
-    return actor.startswith("user:")
-
-
 def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts) -> list[Alert]:
     if not facts.canary or rec.action == events.CANARY_REGISTERED:
         return []
@@ -315,7 +322,7 @@ def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy, fact
             session,
             severity=CRITICAL,
             rule="canary",
-            actor=rec.actor,
+            actor=facts.person or rec.actor,
             target=rec.target,
             record=rec,
             details={"action": rec.action, "outcome": rec.outcome, "ip": rec.ip},
@@ -323,12 +330,12 @@ def _rule_canary(session: Session, rec: AuditRecord, policy: MonitorPolicy, fact
     ]
 
 
-def _hourly_norm(session: Session, rec: AuditRecord, policy: MonitorPolicy) -> float:
+def _hourly_norm(session: Session, rec: AuditRecord, policy: MonitorPolicy, actors: tuple[str, ...]) -> float:
     """Mean deliveries per active hour over the history window before the last hour."""
     window_start = rec.at - timedelta(hours=1)
     rows = session.execute(
         select(AuditRecord.at).where(
-            AuditRecord.actor == rec.actor,
+            AuditRecord.actor.in_(actors),
             AuditRecord.action == events.AUDIO_DELIVERED,
             AuditRecord.at > window_start - timedelta(days=policy.rate_history_days),
             AuditRecord.at <= window_start,
@@ -353,10 +360,13 @@ def _rule_delivery_rate(
     if count < policy.rate_min or (count != policy.rate_min and count % policy.rate_check_every):
         return []
     if _recent_alert(
-        session, "delivery_rate", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)
+        session,
+        "delivery_rate",
+        facts.person or rec.actor,
+        rec.at - timedelta(minutes=policy.cooldown_minutes),
     ):
         return []
-    norm = _hourly_norm(session, rec, policy)
+    norm = _hourly_norm(session, rec, policy, facts.actors)
     threshold = max(policy.rate_min, policy.rate_factor * norm)
     if count <= threshold:
         return []
@@ -365,7 +375,7 @@ def _rule_delivery_rate(
             session,
             severity=WARNING,
             rule="delivery_rate",
-            actor=rec.actor,
+            actor=facts.person or rec.actor,
             record=rec,
             details={"last_hour": count, "norm_per_hour": round(norm, 1), "threshold": round(threshold, 1)},
         )
@@ -379,14 +389,15 @@ def _rule_replay(session: Session, rec: AuditRecord, policy: MonitorPolicy, fact
         or facts.deliveries_of_target <= policy.replay_max
     ):
         return []
-    if _recent_alert(session, "snippet_replay", rec.actor, rec.at - timedelta(hours=24), rec.target):
+    who = facts.person or rec.actor
+    if _recent_alert(session, "snippet_replay", who, rec.at - timedelta(hours=24), rec.target):
         return []
     return [
         raise_alert(
             session,
             severity=WARNING,
             rule="snippet_replay",
-            actor=rec.actor,
+            actor=who,
             target=rec.target,
             record=rec,
             details={"deliveries_24h": facts.deliveries_of_target},
@@ -395,19 +406,20 @@ def _rule_replay(session: Session, rec: AuditRecord, policy: MonitorPolicy, fact
 
 
 def _rule_off_shift(session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts) -> list[Alert]:
-    if not _is_person(rec.actor) or rec.action not in events.HUMAN_ACTIVITY or rec.outcome != events.OK:
+    person = facts.person
+    if person is None or rec.action not in events.HUMAN_ACTIVITY or rec.outcome != events.OK:
         return []
     shift, tz = (facts.shift, facts.tz or "UTC") if facts.shift else (policy.default_shift, policy.default_tz)
     if in_shift(rec.at, shift, tz):
         return []
-    if _recent_alert(session, "off_shift", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)):
+    if _recent_alert(session, "off_shift", person, rec.at - timedelta(minutes=policy.cooldown_minutes)):
         return []
     return [
         raise_alert(
             session,
             severity=WARNING,
             rule="off_shift",
-            actor=rec.actor,
+            actor=person,
             target=rec.target,
             record=rec,
             details={"action": rec.action, "shift": shift, "tz": tz},
@@ -435,9 +447,10 @@ def _insert_ignore(session: Session, model: type, values: dict[str, Any]) -> int
 def _rule_new_network(
     session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
 ) -> list[Alert]:
-    if not facts.network or facts.known_network or not _is_person(rec.actor) or rec.outcome != events.OK:
+    person = facts.person
+    if not facts.network or facts.known_network or person is None or rec.outcome != events.OK:
         return []
-    values = {"actor": rec.actor, "network": facts.network, "first_seen": rec.at}
+    values = {"actor": person, "network": facts.network, "first_seen": rec.at}
     if not _insert_ignore(session, AuditKnownNetwork, values):
         return []  # a concurrent transaction recorded it first
     if not facts.any_network:
@@ -447,7 +460,7 @@ def _rule_new_network(
             session,
             severity=WARNING,
             rule="new_network",
-            actor=rec.actor,
+            actor=person,
             record=rec,
             details={"network": facts.network, "action": rec.action},
         )
@@ -461,8 +474,8 @@ def _rule_denied_burst(
         return []
     since = rec.at - timedelta(minutes=policy.denied_window_minutes)
     anonymous = not rec.actor or rec.actor in ("anonymous", "unknown")
-    who = AuditRecord.ip == rec.ip if anonymous else AuditRecord.actor == rec.actor
-    key = f"ip:{rec.ip}" if anonymous else rec.actor
+    who = AuditRecord.ip == rec.ip if anonymous else AuditRecord.actor.in_(facts.actors)
+    key = f"ip:{rec.ip}" if anonymous else (facts.person or rec.actor)
     count = int(
         session.scalar(
             select(func.count())
@@ -497,53 +510,69 @@ def _rule_denied_burst(
 def _rule_session_overlap(
     session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
 ) -> list[Alert]:
-    if not _is_person(rec.actor) or f'"{events.SESSION}"' not in rec.details:
+    """Two live sessions of one person on different devices or addresses.
+
+    Events that carry a session reference (details "session", "device") are tracked per session;
+    events without one are tracked per address, and two addresses active within `overlap_minutes`
+    count as overlapping sessions.
+    """
+    person = facts.person
+    if person is None:
         return []
-    details = json.loads(rec.details)
-    ref = str(details.get(events.SESSION) or "")[:64]
+    details = json.loads(rec.details) if f'"{events.SESSION}"' in rec.details else {}
+    explicit = str(details.get(events.SESSION) or "")[:64]
+    ref = explicit or (f"ip:{rec.ip}"[:64] if rec.ip else "")
     if not ref:
         return []
     device = details.get(events.DEVICE)
     device = str(device)[:64] if device is not None else None
-    key = (AuditActorSession.actor == rec.actor, AuditActorSession.session_ref == ref)
-    if rec.action == events.SESSION_END:
+    key = (AuditActorSession.actor == person, AuditActorSession.session_ref == ref)
+    if rec.action in events.SESSION_ENDS:
         session.execute(update(AuditActorSession).where(*key).values(ended_at=rec.at, last_seen=rec.at))
         return []
-    if not _insert_ignore(
-        session,
-        AuditActorSession,
-        {
-            "actor": rec.actor,
-            "session_ref": ref,
-            "device": device,
-            "ip": rec.ip,
-            "first_seen": rec.at,
-            "last_seen": rec.at,
-        },
-    ):
-        session.execute(update(AuditActorSession).where(*key).values(last_seen=rec.at))
-    live_since = rec.at - timedelta(minutes=policy.session_idle_minutes)
+    values = {
+        "actor": person,
+        "session_ref": ref,
+        "device": device,
+        "ip": rec.ip,
+        "first_seen": rec.at,
+        "last_seen": rec.at,
+    }
+    if not _insert_ignore(session, AuditActorSession, values):
+        session.execute(update(AuditActorSession).where(*key).values(last_seen=rec.at, ended_at=None))
+    idle = timedelta(minutes=policy.session_idle_minutes)
+    overlap = timedelta(minutes=policy.overlap_minutes)
     others = session.execute(
-        select(AuditActorSession.session_ref, AuditActorSession.device, AuditActorSession.ip).where(
-            AuditActorSession.actor == rec.actor,
+        select(
+            AuditActorSession.session_ref,
+            AuditActorSession.device,
+            AuditActorSession.ip,
+            AuditActorSession.last_seen,
+        ).where(
+            AuditActorSession.actor == person,
             AuditActorSession.session_ref != ref,
             AuditActorSession.ended_at.is_(None),
-            AuditActorSession.last_seen >= live_since,
+            AuditActorSession.last_seen >= rec.at - max(idle, overlap),
         )
     ).all()
-    clashing = [o for o in others if (o.device or None) != device or (o.ip or None) != rec.ip]
+    clashing = []
+    for other in others:
+        by_address = other.session_ref.startswith("ip:") or not explicit
+        if other.last_seen < rec.at - (overlap if by_address else idle):
+            continue
+        other_device_differs = other.device is not None and device is not None and other.device != device
+        if (other.ip or None) != rec.ip or (not by_address and other_device_differs):
+            clashing.append(other)
     if not clashing:
         return []
-    if _recent_alert(
-        session, "session_overlap", rec.actor, rec.at - timedelta(minutes=policy.cooldown_minutes)
-    ):
+    if _recent_alert(session, "session_overlap", person, rec.at - timedelta(minutes=policy.cooldown_minutes)):
         return []
     return [
         raise_alert(
             session,
             severity=WARNING,
             rule="session_overlap",
-            actor=rec.actor,
+            actor=person,
             record=rec,
             details={
                 "sessions": len(clashing) + 1,
