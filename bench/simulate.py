@@ -61,6 +61,7 @@ def main() -> int:
         f"({time.perf_counter() - t0:.1f} s to load)"
     )
     policy = ReviewPolicy(gold_rate=0.0)
+    t1 = time.perf_counter()
     result = simulation.simulate(
         dep,
         assignments=args.assignments,
@@ -68,6 +69,9 @@ def main() -> int:
         policy=policy,
         step_s=args.step_s,
         seed=args.seed,
+        progress=lambda r: print(
+            f"  ... {r.assignments} assignments, {time.perf_counter() - t1:.0f} s", flush=True
+        ),
     )
     print(
         f"assignments: {result.assignments} (graded {result.completed}, skipped {result.skipped}, "

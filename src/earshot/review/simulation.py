@@ -13,6 +13,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -270,6 +271,7 @@ def simulate(
     step_s: float = 30.0,
     seed: int = 0,
     start: datetime | None = None,
+    progress: Callable[[SimResult], None] | None = None,
 ) -> SimResult:
     """Reviewers ask for work in random order on a simulated clock (`step_s` per request); each lease is
     graded (75 %), skipped (10 %) or abandoned to expire (15 %). Every request uses `next_assignment`."""
@@ -297,6 +299,8 @@ def simulate(
             if pending.get(reviewer) == a.id:
                 continue  # still holding the abandoned lease: ask again later
             result.assignments += 1
+            if progress is not None and result.assignments % 10_000 == 0:
+                progress(result)
             roll = rng.random()
             try:
                 if roll < 0.75:
