@@ -422,13 +422,24 @@ def api_escalation_audio(
     session: Session = Depends(get_session),
     deployment: Deployment = Depends(get_deployment),
 ) -> Response:
-    """A lead listens to an escalated snippet (audited, no-store)."""
+    """A lead listens to an escalated snippet (audited, watermarked for this delivery, no-store)."""
     _vetted(session, principal)
-    audio = _errors(
-        lambda: escalation.escalation_audio(
-            session, deployment, principal.user_id, escalation_id, ip=client_ip(request)
+    ip = client_ip(request)
+
+    def deliver() -> bytes:
+        esc = escalation.get_open(session, escalation_id)
+        wav = escalation.escalation_audio(session, deployment, principal.user_id, escalation_id, ip=ip)
+        return media.deliver_direct(
+            session,
+            deployment,
+            user_id=principal.user_id,
+            snippet_id=esc.snippet_id,
+            wav=wav,
+            principal_session_id=principal.session_id,
+            ip=ip,
         )
-    )
+
+    audio = _errors(deliver)
     session.commit()
     return Response(audio, media_type="audio/wav", headers=AUDIO_HEADERS)
 
