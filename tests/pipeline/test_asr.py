@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SENTENCE
 from earshot.pipeline.asr import (
     PINNED_MODEL_SHA256,
     ModelIntegrityError,
@@ -19,6 +18,7 @@ from earshot.pipeline.asr import (
     get_transcriber,
 )
 from earshot.pipeline.types import SAMPLE_RATE
+from tests.pipeline.audio_helpers import SENTENCE
 
 pytestmark = pytest.mark.slow
 

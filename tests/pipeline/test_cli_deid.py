@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import encode
 from earshot.cli.main import app
 from earshot.pipeline.types import SAMPLE_RATE
 from earshot.pipeline.wavio import wav_chunks
+from tests.pipeline.audio_helpers import encode
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import av
 import numpy as np
 import pytest
 
-from conftest import FORMATS, encode
 from earshot.pipeline.decode import (
     AudioError,
     EmptyAudio,
@@ -20,6 +19,7 @@ from earshot.pipeline.decode import (
     decode_audio,
 )
 from earshot.pipeline.types import SAMPLE_RATE
+from tests.pipeline.audio_helpers import FORMATS, encode
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> float:
