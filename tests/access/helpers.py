@@ -21,6 +21,7 @@ import pyotp
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from earshot.access import totp as totp_module
 from earshot.access.facilities import create_facility
 from earshot.access.models import Facility
 from earshot.access.services import invite_user
@@ -46,12 +47,23 @@ def build_app(deployment: Any) -> Any:
         return access_only_app(deployment)
 
 
+def _now() -> float:
+    return time.time() + _clock_offset
+
+
+# The server accepts each code once, for the current and the previous 30 s step. Instead of sleeping until
+# the next step, tests move the server's TOTP clock forward (only the TOTP check reads it).
+_clock_offset = 0.0
+totp_module._clock = _now
+
+
 def totp_code(secret: str) -> str:
-    """A valid code newer than any used before with `secret` (waits if it has to)."""
-    now = int(time.time() // 30)
-    step = max(now - 1, _last_step.get(secret, -1) + 1)
-    while step > int(time.time() // 30) + 1:
-        time.sleep(1)
+    """A valid code newer than any used before with `secret` (moving the TOTP clock on if it has to)."""
+    global _clock_offset
+    current = int(_now() // 30)
+    step = max(current - 1, _last_step.get(secret, -1) + 1)
+    if step > current:
+        _clock_offset += step * 30 + 0.5 - _now()
     _last_step[secret] = step
     return pyotp.TOTP(secret).at(step * 30)
 

@@ -223,3 +223,19 @@ def test_login_helper_round_trip(client, deployment):
     who = enrol_and_login(client, deployment, "h@example.org", "privacy")
     assert who["role"] == "privacy"
     assert login(client, "h@example.org", PASSWORD, who["totp_secret"])["user_id"] == who["user_id"]
+
+
+def test_totp_window_is_the_current_and_previous_step_each_once():
+    from earshot.access import totp
+
+    secret = pyotp.random_base32()
+    t = pyotp.TOTP(secret)
+    now = 1_700_000_015.0
+    step = int(now // 30)
+    assert totp.verify(secret, t.at(now), None, now=now) == step
+    assert totp.verify(secret, t.at(now - 30), None, now=now) == step - 1
+    assert totp.verify(secret, t.at(now - 60), None, now=now) is None  # older than 60 s
+    assert totp.verify(secret, t.at(now + 30), None, now=now) is None  # from the future
+    assert totp.verify(secret, t.at(now), step, now=now) is None  # replay
+    assert totp.verify(secret, t.at(now - 30), step, now=now) is None  # an older code after a newer one
+    assert totp.verify(secret, "12345", None, now=now) is None

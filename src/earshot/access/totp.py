@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ISSUER = "Earshot"
 STEP_S = 30
-DRIFT_STEPS = 1  # one step either side (ASVS 6.5.5 short validity)
+# The current step, and the previous one for a code typed just as it rolled over (RFC 6238 5.2 allows one
+# step of delay). A code is thus usable for at most 60 s and only once (ASVS 6.5.1, 6.5.5); a client clock
+# running ahead is not accommodated.
+PAST_STEPS = 1
+
+# The server's time source (ASVS 6.5.8: never a client-supplied time); a seam for tests.
+_clock = time.time
 
 
 def _aead(key: bytes, user_id: str) -> tuple[AESGCM, bytes]:
@@ -61,9 +67,9 @@ def verify(secret: str, code: str, last_step: int | None, *, now: float | None =
     if len(code) != 6:
         return None
     totp = pyotp.TOTP(secret)
-    current = int((time.time() if now is None else now) // STEP_S)
+    current = int((_clock() if now is None else now) // STEP_S)
     matched = None
-    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
+    for step in range(current - PAST_STEPS, current + 1):
         if hmac.compare_digest(totp.at(step * STEP_S), code):
             matched = step
     if matched is None or (last_step is not None and matched <= last_step):
