@@ -64,6 +64,8 @@ def test_link_expires_after_configured_ttl(deployment):
         ("short pass", "at least 12"),
         ("password1234", "common or breached"),
         ("iloveyou1234", "common or breached"),
+        ("qwertyqwerty", "common or breached"),
+        ("dragonmonkey", "common or breached"),
         ("aaaaaaaaaaaaaaaa", "predictable"),
         ("123456789012", "predictable"),
     ],

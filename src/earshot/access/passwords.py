@@ -49,6 +49,15 @@ def _is_trivial(pw: str) -> bool:
     return steps <= {1} or steps <= {-1} or steps <= {1, -9} or steps <= {-1, 9}
 
 
+def _is_two_common(pw: str) -> bool:
+    """Two common passwords glued together ('qwertyqwerty', 'dragonmonkey'): the shipped list has few entries
+    of 12+ characters, so long passwords built from it are caught this way too."""
+    common = common_passwords()
+    if len(pw) > 40:
+        return False
+    return any(pw[:i] in common and pw[i:] in common for i in range(3, len(pw) - 2))
+
+
 def check_password(password: str, *, email: str | None = None) -> None:
     """Raise `PasswordRejected` with a clear reason if `password` may not be used."""
     pw = normalise(password)
@@ -58,7 +67,7 @@ def check_password(password: str, *, email: str | None = None) -> None:
         raise PasswordRejected(f"Choose a password of at most {MAX_LENGTH} characters.")
     lowered = pw.lower()
     stripped = lowered.rstrip("0123456789!?.#*$@ ")
-    if lowered in common_passwords() or stripped in common_passwords():
+    if lowered in common_passwords() or stripped in common_passwords() or _is_two_common(lowered):
         raise PasswordRejected("This password is on a list of common or breached passwords; choose another.")
     if _is_trivial(lowered):
         raise PasswordRejected("This password is too predictable (repeated or sequential characters).")
