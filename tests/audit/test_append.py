@@ -175,3 +175,29 @@ def test_the_checkpoint_timer_signs_a_quiet_log(dep):
             raise AssertionError("no checkpoint was written")
     finally:
         timer.stop()
+
+
+def test_verifying_while_others_append_and_checkpoint_raises_no_false_alarm(dep):
+    install(dep).every_records = 7
+    fill(dep, 5)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def appender() -> None:
+        try:
+            while not stop.is_set():
+                fill(dep, 3, per_tx=3)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=appender)
+    t.start()
+    try:
+        reports = [verify_deployment(dep) for _ in range(8)]
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
+    final = verify_deployment(dep)
+    assert final.ok and final.records >= 5

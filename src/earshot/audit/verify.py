@@ -156,16 +156,16 @@ def verify_log(
     """
     started = time.perf_counter()
     report = VerifyReport()
-    db_cps = list_checkpoints(session)
-    file_cps, bad_lines = read_file(checkpoint_file)
-    report.checkpoints_db, report.checkpoints_file = len(db_cps), len(file_cps)
-    signed = _check_checkpoints(report, keys, db_cps, file_cps, bad_lines)
-    sizes = sorted(signed)
     # The head is read first: records appended while we scan are beyond it and left for next time.
     head_row = session.execute(
         text("SELECT size, root FROM audit_head WHERE id = :id"), {"id": HEAD_ID}
     ).first()
     limit = int(head_row[0]) if head_row is not None else None
+    db_cps, file_cps, bad_lines = _read_checkpoints(session, checkpoint_file)
+    report.checkpoints_db, report.checkpoints_file = len(db_cps), len(file_cps)
+    signed = _check_checkpoints(report, keys, db_cps, file_cps, bad_lines)
+    sizes = sorted(s for s in signed if limit is None or s <= limit)
+    newer = sorted(s for s in signed if limit is not None and s > limit)  # signed while we started
     scans = _parallel_scans(session, limit, keys.mac_key, sizes, workers)
     if scans is None:
         scans = [scan(_row_batches(session, batch, limit), 0, keys.mac_key, sizes)]
@@ -200,11 +200,23 @@ def verify_log(
                 n + 1,
             )
         )
+    if newer and limit is not None:
+        present = session.execute(
+            text("SELECT count(*) FROM audit_records WHERE seq > :lo AND seq <= :hi"),
+            {"lo": limit, "hi": newer[-1]},
+        ).scalar_one()
+        if present != newer[-1] - limit:
+            report.add(
+                Problem(
+                    "record",
+                    f"signed checkpoint at size {newer[-1]} but records after {limit} are missing "
+                    "(deleted, and the tree head rolled back)",
+                    limit + 1,
+                )
+            )
     root = _fold([h for _, h in tree])
-    if head_row is None:
-        if n or session.execute(text("SELECT 1 FROM audit_records LIMIT 1")).first():
-            report.add(Problem("head", "the tree head row is missing"))
-    elif int(head_row[0]) != n or bytes(head_row[1]) != root:
+    # A missing head row is rebuilt from the records by the next append, so it is no finding itself.
+    if head_row is not None and (int(head_row[0]) != n or bytes(head_row[1]) != root):
         report.add(
             Problem(
                 "head",
@@ -215,6 +227,20 @@ def verify_log(
         )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_checkpoints(
+    session: Session, checkpoint_file: Path, attempts: int = 3
+) -> tuple[list[Checkpoint], list[Checkpoint], list[int]]:
+    """Checkpoints from the database and the file. A checkpoint being written while we read is in
+    the file before it is in the database, so a difference is re-read before it counts."""
+    for attempt in range(attempts):
+        db_cps = list_checkpoints(session)
+        file_cps, bad_lines = read_file(checkpoint_file)
+        if {c.identity() for c in db_cps} == {c.identity() for c in file_cps} or attempt == attempts - 1:
+            break
+        time.sleep(0.2)
+    return db_cps, file_cps, bad_lines
 
 
 PARALLEL_MIN_RECORDS = 1 << 18
