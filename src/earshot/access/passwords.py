@@ -67,10 +67,10 @@ def check_password(password: str, *, email: str | None = None) -> None:
         raise PasswordRejected(f"Choose a password of at most {MAX_LENGTH} characters.")
     lowered = pw.lower()
     stripped = lowered.rstrip("0123456789!?.#*$@ ")
-    if lowered in common_passwords() or stripped in common_passwords() or _is_two_common(lowered):
-        raise PasswordRejected("This password is on a list of common or breached passwords; choose another.")
     if _is_trivial(lowered):
         raise PasswordRejected("This password is too predictable (repeated or sequential characters).")
+    if lowered in common_passwords() or stripped in common_passwords() or _is_two_common(lowered):
+        raise PasswordRejected("This password is on a list of common or breached passwords; choose another.")
     words = list(CONTEXT_WORDS)
     if email:
         local = email.split("@", 1)[0].lower()
