@@ -179,6 +179,9 @@ def test_alerts_are_listed_and_acknowledged_over_the_api_and_cli(dep, clock):
     emit(dep, R1, events.AUDIO_DELIVERED, target="canary-1")
     app = audit_app_for(dep)
     app.dependency_overrides[views.ALERT_READERS] = lambda: SimpleNamespace(user_id="lead-1", role="lead")
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # a POST without the CSRF token
+        assert client.post("/api/v1/audit/alerts/1/acknowledge").status_code == 403
+    app.dependency_overrides[views.require_csrf] = lambda: None
     with TestClient(app, base_url="http://127.0.0.1") as client:
         listed = client.get("/api/v1/audit/alerts", params={"acknowledged": False}).json()
         assert [(a["rule"], a["severity"], a["target"]) for a in listed] == [

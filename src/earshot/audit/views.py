@@ -23,7 +23,7 @@ from earshot.deployment import Deployment
 from earshot.web.deps import client_ip, get_deployment, get_session
 
 try:  # the access domain's single enforcement point
-    from earshot.access.deps import require_roles
+    from earshot.access.deps import require_csrf, require_roles
 except ImportError:  # pragma: no cover - fail closed until access control is present
 
     def require_roles(*roles: str) -> Callable[..., Any]:
@@ -31,6 +31,9 @@ except ImportError:  # pragma: no cover - fail closed until access control is pr
             raise HTTPException(status_code=403, detail="access control is not configured")
 
         return deny
+
+    def require_csrf() -> None:
+        raise HTTPException(status_code=403, detail="access control is not configured")
 
 
 LOG_READERS = require_roles("lead", "admin", "privacy")
@@ -171,6 +174,7 @@ def acknowledge(
     request: Request,
     session: Session = Depends(get_session),
     principal: Any = Depends(ALERT_READERS),
+    _csrf: None = Depends(require_csrf),
 ) -> dict[str, Any]:
     """Acknowledge an alert (audited)."""
     alert = monitoring.acknowledge(session, alert_id, by=_actor(principal), ip=client_ip(request))
