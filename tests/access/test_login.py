@@ -239,3 +239,18 @@ def test_totp_window_is_the_current_and_previous_step_each_once():
     assert totp.verify(secret, t.at(now), step, now=now) is None  # replay
     assert totp.verify(secret, t.at(now - 30), step, now=now) is None  # an older code after a newer one
     assert totp.verify(secret, "12345", None, now=now) is None
+
+
+def test_secure_cookie_uses_the_host_prefix_and_the_plain_name_is_ignored(deployment):
+    from fastapi.testclient import TestClient
+
+    from tests.access.helpers import build_app
+
+    c = TestClient(build_app(deployment), client=("127.0.0.1", 1), base_url="https://earshot.example.org")
+    enrol_and_login(c, deployment, "host@example.org", "admin")
+    assert c.cookies.get("__Host-earshot_session")
+    token = c.cookies.get("__Host-earshot_session")
+    planted = TestClient(c.app, client=("127.0.0.1", 2), base_url="https://earshot.example.org")
+    planted.cookies.set("earshot_session", token)  # a cookie without the prefix, as a sibling host could set
+    assert planted.get("/api/v1/session").status_code == 401
+    assert c.get("/api/v1/session").status_code == 200

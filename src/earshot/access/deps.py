@@ -90,7 +90,7 @@ def _refuse(
 def load_session(request: Request, db: Session) -> tuple[WebSession | None, str | None]:
     """The live session for the request's cookie (any stage), or (None, reason)."""
     settings = _deployment(request).settings
-    return sessions.lookup(db, settings, request.cookies.get(sessions.COOKIE_NAME))
+    return sessions.lookup(db, settings, request.cookies.get(cookie_name(request)))
 
 
 def require_roles(*roles: str) -> Callable[..., Principal]:
@@ -113,7 +113,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 
 def authorise(request: Request, db: Session, settings: Settings, declared: tuple[str, ...]) -> Principal:
     """The checks behind `require_roles`, in one place (also used by the matrix test)."""
-    had_cookie = sessions.COOKIE_NAME in request.cookies
+    had_cookie = cookie_name(request) in request.cookies
     row, reason = load_session(request, db)
     if row is None:
         # Requests with no cookie at all are plain anonymous traffic: logged only on the API.
@@ -232,7 +232,7 @@ def csrf_token(request: Request) -> str:
     """The CSRF token for the current session ('' without one), for forms and the X-CSRF-Token header."""
     session_id = getattr(request.state, "new_session_id", None)
     if session_id is None:
-        token = request.cookies.get(sessions.COOKIE_NAME)
+        token = request.cookies.get(cookie_name(request))
         if not token:
             return ""
         session_id = sessions.token_id(token)
@@ -257,7 +257,7 @@ async def require_csrf(request: Request) -> None:
     # With Referrer-Policy no-referrer, browsers send "Origin: null" on same-site form posts.
     if origin and origin != "null" and not _same_origin(request, origin):
         raise HTTPException(status_code=403, detail="Cross-origin request refused.")
-    cookie = request.cookies.get(sessions.COOKIE_NAME)
+    cookie = request.cookies.get(cookie_name(request))
     presented = request.headers.get("x-csrf-token")
     if presented is None:
         ctype = request.headers.get("content-type", "")
@@ -283,10 +283,15 @@ def cookie_secure(request: Request) -> bool:
     return request.url.hostname not in ("127.0.0.1", "localhost", "::1")
 
 
+def cookie_name(request: Request) -> str:
+    """`__Host-` prefixed wherever the cookie is Secure, so a sibling host cannot plant or overwrite it."""
+    return sessions.SECURE_COOKIE_NAME if cookie_secure(request) else sessions.COOKIE_NAME
+
+
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
     """HttpOnly, SameSite=Strict, path /, Secure outside loopback (ASVS 3.3.1, 3.3.2, 3.3.4)."""
     response.set_cookie(
-        sessions.COOKIE_NAME,
+        cookie_name(request),
         token,
         httponly=True,
         samesite="strict",
@@ -298,5 +303,5 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
 
 def clear_session_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(
-        sessions.COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=cookie_secure(request)
+        cookie_name(request), path="/", httponly=True, samesite="strict", secure=cookie_secure(request)
     )

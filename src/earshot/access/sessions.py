@@ -23,7 +23,8 @@ from earshot.access.models import WebSession
 from earshot.config import Settings
 from earshot.database import utcnow
 
-COOKIE_NAME = "earshot_session"
+COOKIE_NAME = "earshot_session"  # plain-HTTP loopback (the embedded demo) only
+SECURE_COOKIE_NAME = "__Host-earshot_session"  # everywhere else: Secure, host-only, path / (ASVS 3.3.1)
 LAST_SEEN_GRANULARITY = timedelta(seconds=30)  # fewer writes; idle accuracy of 30 s is plenty
 
 STAGE_ENROL = "enrol"  # invitation accepted and password set, MFA not yet enrolled
