@@ -241,3 +241,19 @@ def test_services_refuse_self_disable_and_unknown_roles(deployment, client):
         s.rollback()
     with deployment.db.session() as s:
         s.execute(update(User).values(status="active"))
+
+
+def test_person_sees_that_their_session_was_ended_by_a_sign_in_elsewhere(client, deployment, new_client):
+    who = enrol_and_login(client, deployment, "me@example.org", "privacy")
+    friend = new_client("192.0.2.80", user_agent="friend's laptop")
+    body = {"email": "me@example.org", "password": PASSWORD}
+    assert (
+        friend.post("/api/v1/session", json={**body, "totp_code": totp_code(who["totp_secret"])}).status_code
+        == 200
+    )
+    assert (
+        client.post("/api/v1/session", json={**body, "totp_code": totp_code(who["totp_secret"])}).status_code
+        == 200
+    )
+    page = client.get("/account").text
+    assert "192.0.2.80" in page and "signed in elsewhere" in page and "this session" in page

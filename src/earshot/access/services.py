@@ -559,3 +559,38 @@ def account_overview(db: Session) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+END_REASONS = {
+    "logout": "signed out",
+    "rotated": "replaced at sign-in",
+    "replaced": "signed in again on this device",
+    "concurrent_login": "ended: signed in elsewhere (recorded as a possible shared login)",
+    "idle_timeout": "timed out (idle)",
+    "absolute_timeout": "timed out (12 h limit)",
+    "account_disabled": "ended: account disabled",
+    "role_changed": "ended: role changed",
+    "password_changed": "ended: password changed",
+    "account_inactive": "ended: account inactive",
+}
+
+
+def recent_sessions(db: Session, user_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The person's recent sign-ins (when, from where, how, how they ended), so they can spot use of their
+    account by someone else (ASVS 7.5.2)."""
+    rows = db.scalars(
+        select(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.stage == sessions.STAGE_FULL)
+        .order_by(WebSession.created_at.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "started": r.created_at,
+            "ip": r.ip,
+            "method": r.mfa_method,
+            "state": "active" if r.ended_at is None else END_REASONS.get(r.end_reason or "", r.end_reason),
+        }
+        for r in rows
+    ]

@@ -456,6 +456,8 @@ def account_page(
             "user": user,
             "passkeys": passkeys.passkeys_of(db, user.id),
             "codes_left": services.recovery_codes_left(db, user.id),
+            "recent": services.recent_sessions(db, user.id),
+            "current_session": principal.session_id,
         },
     )
 
