@@ -9,6 +9,7 @@ never leaves orphaned ciphertext behind (the 2023 FTC finding was "deleted here,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Select, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,16 +22,24 @@ from earshot.privacy.models import ErasedSnippet
 from earshot.review.models import Snippet
 
 BATCH = 500
+DELETE_THREADS = 8
+PARALLEL_FROM = 16
 
 
 def delete_blobs(deployment: Deployment, blob_ids: Sequence[str | None]) -> int:
-    """Remove ciphertext from the blob store (missing ones are fine: deletion is idempotent)."""
-    count = 0
-    for blob_id in blob_ids:
-        if blob_id:
+    """Remove ciphertext from the blob store (missing ones are fine: deletion is idempotent).
+
+    Deletions are I/O-bound (a file unlink, an object-store request), so larger sets run on a few
+    threads: a purge of 10 000 blobs takes seconds, not minutes.
+    """
+    ids = [b for b in blob_ids if b]
+    if len(ids) < PARALLEL_FROM:
+        for blob_id in ids:
             deployment.vault.delete_blob(blob_id)
-            count += 1
-    return count
+    else:
+        with ThreadPoolExecutor(max_workers=DELETE_THREADS, thread_name_prefix="earshot-delete") as pool:
+            list(pool.map(deployment.vault.delete_blob, ids))
+    return len(ids)
 
 
 def tombstone(session: Session, snippet_ids: Sequence[str], reason: str) -> None:
