@@ -121,8 +121,7 @@ def processing_record(session: Session, deployment: Deployment, now: datetime | 
         "  hash (the product's id itself is never stored); consent events with the consent text version.",
         "- Staff: e-mail address, role, facility, password hash, MFA credentials, vetting records,",
         "  session and audit records (IP addresses).",
-        f"- Snippets held now by status: {held or 'none'};"
-        f" erasures carried out: {erasures}.",
+        f"- Snippets held now by status: {held or 'none'}; erasures carried out: {erasures}.",
         "",
         "## Recipients (Art. 30(1)(d)) - reviewers by facility and country",
         "",
