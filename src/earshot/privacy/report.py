@@ -107,7 +107,8 @@ def processing_record(session: Session, deployment: Deployment, now: datetime | 
         "",
         *_md_table(
             ["product", "active", "reviewers per snippet"],
-            [[p.name, "yes" if p.active else "no", str(p.graders_per_snippet)] for p in products],
+            [[p.name, "yes" if p.active else "no", str(p.graders_per_snippet)] for p in products]
+            or [["(no product registered)", "", ""]],
         ),
         "",
         "## Categories of personal data (Art. 30(1)(c))",
