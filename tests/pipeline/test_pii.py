@@ -39,6 +39,10 @@ def types(text: str) -> list[str]:
         ("Ring me on +44 20 7946 0958 tonight.", "Ring me on [PHONE] tonight."),
         ("It's 6 7 for 8 2 1.", "It's [NUMBER]."),
         ("The reference is double 4, double 4, and 9786.", "The reference is [ACCOUNT]."),
+        # ASR slips inside digits said one by one
+        ("Shortcode 8 number 4 number 8 8 same as before.", "Shortcode [SORT_CODE] same as before."),
+        ("My social security number is free-free-zero one, one, one.", "My social security number is [SSN]."),
+        ("They sent me the code for free O double 6 O.", "They sent me the code [CODE]."),
         # cards: Luhn-checked written, spoken with a cue
         ("It's 4111 1111 1111 1111 I think.", "It's [CARD] I think."),
         ("My card number is four one one one, one one one one.", "My card number is [CARD]."),
@@ -129,6 +133,7 @@ def test_street_addresses(text: str, expected: str) -> None:
         "My date of birth is 03/04/1985.",
         "Date of birth: the fifth of June 1990.",
         "My birthday is twenty first of July.",
+        "My date on birth is the 11th of September 1958.",
     ],
 )
 def test_date_of_birth(text: str) -> None:
@@ -161,6 +166,9 @@ def test_date_of_birth(text: str) -> None:
         "My pin is the same as before.",
         "My phone number is on the form, thanks.",
         "I have 2 to 3 dogs.",
+        "I have 2 cats and 3 dogs.",
+        "It was free to enter.",
+        "We had a one-to-one meeting.",
         "It costs 3.50 today.",
         "I read it on bbc.co.uk yesterday.",
         "We flew to Spain and Portugal with British Airways.",
@@ -170,6 +178,10 @@ def test_date_of_birth(text: str) -> None:
 def test_no_false_positives_on_ordinary_sentences(text: str) -> None:
     assert detect_pii(tr(text)) == []
     assert masked(text) == text
+
+
+def test_full_date_masked_with_its_year() -> None:
+    assert masked("On the 23rd of November, 1977 it rained.") == "On [NUMBER] it rained."
 
 
 def test_span_maps_to_words_and_their_timings() -> None:

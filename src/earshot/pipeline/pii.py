@@ -53,7 +53,8 @@ _PRIORITY = {t: i for i, t in enumerate(PII_TYPES)}
 _NUMBER_CUES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("passport",), "PASSPORT"),
     (("social", "security"), "SSN"), (("ssn",), "SSN"), (("national", "insurance"), "SSN"),
-    (("sort", "code"), "SORT_CODE"), (("sort",), "SORT_CODE"),
+    (("sort", "code"), "SORT_CODE"), (("sort",), "SORT_CODE"), (("shortcode",), "SORT_CODE"),
+    (("short", "code"), "SORT_CODE"),
     (("zip", "code"), "ADDRESS"), (("zip",), "ADDRESS"), (("postcode",), "ADDRESS"),
     (("post", "code"), "ADDRESS"), (("postal", "code"), "ADDRESS"),
     (("area", "code"), "PHONE"),
@@ -93,7 +94,7 @@ _ORDINAL_WORDS = frozenset(
     "thirtieth".split()
 )
 _DOB_CUES: tuple[tuple[str, ...], ...] = (
-    ("born",), ("date", "of", "birth"), ("birth", "date"), ("birthdate",), ("birthday",),
+    ("born",), ("birth",), ("birth", "date"), ("birthdate",), ("birthday",),
     ("dob",), ("d.o.b",), ("d.o.b.",),
 )  # fmt: skip
 _DOB_INDEX = PhraseIndex(_DOB_CUES)
@@ -177,7 +178,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     ]
     runs = [r for r in runs if not _is_clock_time(r, lows)]
     for run in runs:
-        cands.append(_classify_run(run, cores, lows))
+        cands.append(_widen_date(_classify_run(run, cores, lows), cores, lows))
 
     cands += _dates_of_birth(cores, lows)
     cands += _addresses(words_text=[w.text for w in words], cores=cores, lows=lows)
@@ -468,6 +469,28 @@ def _is_date_token(low: str, core: str) -> bool:
     if written_digits(core) is not None and re.fullmatch(r"[\d/.\-]+(st|nd|rd|th)?", low):
         return True
     return False
+
+
+def _widen_date(c: _Cand, cores: list[str], lows: list[str]) -> _Cand:
+    """A year at the end of a full date takes the day and month with it ("the 23rd of
+    November, 1977"): a full date is as identifying as the year alone."""
+    if c.type not in ("NUMBER", "DATE_OF_BIRTH") or c.first != c.last:
+        return c
+    digits = written_digits(cores[c.first]) or ""
+    if not (len(digits) == 4 and 1900 <= int(digits) <= 2099):
+        return c
+    a = c.first
+    month = False
+    while a - 1 >= 0 and (
+        _is_date_token(lows[a - 1], cores[a - 1]) or (lows[a - 1] in ("of", "the") and a - 1 < c.first - 1)
+    ):
+        month = month or lows[a - 1] in MONTHS
+        a -= 1
+        if c.first - a > 6:
+            break
+    while a < c.first and lows[a] == "of":
+        a += 1
+    return _Cand(a, c.last, c.type) if month else c
 
 
 def _dates_of_birth(cores: list[str], lows: list[str]) -> list[_Cand]:

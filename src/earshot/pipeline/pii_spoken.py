@@ -32,7 +32,13 @@ REPEATS: dict[str, int] = {"double": 2, "triple": 3, "treble": 3}
 _WEAK_ZERO = {"oh", "o"}  # digits only next to other digits
 SEPARATOR_WORDS = {"dash", "hyphen", "-", "/", "slash"}
 # ASR homophones of digits; counted only between two number words ("six for eight").
-HOMOPHONES: dict[str, str] = {"for": "four", "to": "two", "too": "two", "won": "one", "ate": "eight"}
+HOMOPHONES: dict[str, str] = {
+    "for": "four", "to": "two", "too": "two", "won": "one", "ate": "eight",
+    "free": "three", "tree": "three",
+}  # fmt: skip
+_COMPOUND_HOMOPHONES = {"free": "three", "tree": "three"}  # also inside "free-free-zero"
+# words after which a leading homophone is a digit: "the code for free O double 6"
+_NUMBER_LEAD_CUES = frozenset("code pin number is was card account".split())
 
 NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | set(SCALES)
 
@@ -54,6 +60,12 @@ def split_number_word(low: str) -> list[str]:
         parts = [p for p in low.split("-") if p]
         if parts and all(p in NUMBER_WORDS or p in REPEATS for p in parts):
             return parts
+        if (
+            len(parts) > 1
+            and all(p in NUMBER_WORDS or p in REPEATS or p in _COMPOUND_HOMOPHONES for p in parts)
+            and any(p in NUMBER_WORDS for p in parts)
+        ):
+            return [_COMPOUND_HOMOPHONES.get(p, p) for p in parts]
     return [low]
 
 
@@ -238,6 +250,9 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
                     break
                 j += 2
                 continue
+            if k == "-" and j + 2 < n and _bridgeable(cores, j + 1):
+                j += 2  # one misheard word inside digits said one by one
+                continue
             break
         # trim words that only count inside a run
         a, b = i, j
@@ -248,6 +263,11 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
         # "a hundred", "thousand": a scale word needs a number before it
         while a <= b and lows[a] in SCALES:
             a += 1
+        # "the code for free O double 6": a homophone right after a number cue
+        while a - 1 >= 0 and kinds[a - 1] == "H" and a - 2 >= 0 and (
+            lows[a - 2] in _NUMBER_LEAD_CUES or kinds[a - 2] == "H"
+        ) and b > a:
+            a -= 1
         # a lone "oh"/"o" (or only ohs) is an interjection or a letter, not a number
         if a <= b and all(kinds[x] == "O" for x in range(a, b + 1)):
             i = j + 1
@@ -288,6 +308,17 @@ def _homophone_is_digit(cores: list[str], h: int) -> bool:
         return 0 <= i < len(cores) and _single_digit(cores[i])
 
     return single(h - 1) and single(h + 1) and (single(h - 2) or single(h + 2))
+
+
+def _bridgeable(cores: list[str], g: int) -> bool:
+    """Word g (not a number word) sits between single digits, with at least three single
+    digits around it ("8 number 4 number 8 8": "double" misheard), so it is part of them."""
+    def single(i: int) -> bool:
+        return 0 <= i < len(cores) and _single_digit(cores[i])
+
+    if not (single(g - 1) and single(g + 1)):
+        return False
+    return sum(single(i) for i in range(g - 3, g + 6) if i != g) >= 3
 
 
 def _run_digits(cores: list[str], kinds: list[str], lows: list[str]) -> str:
