@@ -92,14 +92,14 @@ def scan(
                 leaf = b""  # a column no append could have written
             if leaf != stored_leaf:
                 result.add(n, f"record {seq} was altered (content does not match its leaf hash)")
-            elif (
-                mac is None
-                or blake2s(leaf, key=mac_key, digest_size=MAC_SIZE, person=MAC_PERSON).digest() != mac
-            ):
+            elif mac is None:
                 result.add(
                     n,
-                    f"record {seq} has a missing or wrong MAC (altered, or written outside the application)",
+                    f"record {seq} has no MAC: stripped, or written by a process whose deployment was not "
+                    "registered with earshot.audit.context.install (Deployment.open must call it)",
                 )
+            elif blake2s(leaf, key=mac_key, digest_size=MAC_SIZE, person=MAC_PERSON).digest() != mac:
+                result.add(n, f"record {seq} has a wrong MAC (altered, or written outside the application)")
             m = n - 1 - first  # position within this scan: its stack is relative to `first`
             node = leaf
             while m & 1:
