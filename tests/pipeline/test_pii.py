@@ -180,6 +180,21 @@ def test_no_false_positives_on_ordinary_sentences(text: str) -> None:
     assert masked(text) == text
 
 
+def test_name_the_asr_could_not_spell_is_masked_by_confidence() -> None:
+    def with_probs(pairs: list[tuple[str, float]]) -> Transcript:
+        return Transcript("", [Word(w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
+
+    t = with_probs([("Could", 0.9), ("you", 0.99), ("ask", 0.9), ("for", 0.9), ("no", 0.9),
+                    ("feel", 0.62), ("at", 0.15), ("the", 0.98), ("front", 1.0), ("desk?", 0.7)])
+    assert mask_transcript(t, detect_pii(t)) == "Could you ask for [NAME] at the front desk?"
+    t = with_probs([("Please", 0.7), ("tell", 0.5), ("when", 0.19), ("they'll", 0.44),
+                    ("go", 0.52), ("back", 0.19), ("to", 0.91), ("the", 0.96), ("parcel", 0.8)])
+    assert mask_transcript(t, detect_pii(t)) == "Please tell [NAME] to the parcel"
+    t = with_probs([("Could", 0.6), ("you", 0.98), ("ask", 0.95), ("for", 0.93), ("a", 0.95),
+                    ("refund", 0.98), ("on", 0.98), ("my", 0.97), ("order?", 0.77)])
+    assert detect_pii(t) == []
+
+
 def test_full_date_masked_with_its_year() -> None:
     assert masked("On the 23rd of November, 1977 it rained.") == "On [NUMBER] it rained."
 

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from earshot.pipeline.pii_names import FUNCTION_WORDS, find_names, gazetteer
+from earshot.pipeline.pii_names import FUNCTION_WORDS, find_garbled_names, find_names, gazetteer
 from earshot.pipeline.pii_spoken import (
     TEENS,
     TENS,
@@ -183,6 +183,13 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     cands += _dates_of_birth(cores, lows)
     cands += _addresses(words_text=[w.text for w in words], cores=cores, lows=lows)
     cands += [_Cand(a, b, "NAME") for a, b in find_names(cores, starts) if a not in in_email]
+    probs = [float(w.probability) for w in words]
+    taken = {i for c in cands for i in range(c.first, c.last + 1)}
+    cands += [
+        _Cand(a, b, "NAME")
+        for a, b in find_garbled_names(cores, probs, [w.text for w in words])
+        if a not in taken
+    ]
     cands += _uk_postcodes(cores)
     cands += _cued_values(words, cores, lows, [c.first for c in cands])
 

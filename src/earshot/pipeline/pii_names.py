@@ -206,3 +206,47 @@ def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, 
         spans.append((i, j))
         i = j + 1
     return spans
+
+
+# After these cues a low-confidence stretch is most likely a name the ASR could not spell.
+_GARBLE_CUES = PhraseIndex(
+    [*STRONG_CUES, ("tell",), ("call",), ("text",), ("ask",), ("this", "is"), ("hi",),
+     ("hello",), ("dear",), ("talking", "with"), ("with",)]
+)  # fmt: skip
+_GARBLE_STOP = frozenset(
+    "at to in on from with about for that and but so because if yesterday today tomorrow "
+    "tonight please thanks thank".split()
+)
+GARBLE_MAX_PROB = 0.7
+
+
+def find_garbled_names(
+    cores: list[str], probs: list[float], raw: list[str]
+) -> list[tuple[int, int]]:
+    """Up to four words after a name cue ("ask for", "tell", "this is") that the ASR was
+    unsure of (some word below GARBLE_MAX_PROB), up to a preposition, conjunction or the
+    end of the clause: "ask for [no feel] at the front desk" was "ask for Zofia Doe".
+
+    Confident words ("ask for a refund") are left alone.
+    """
+    lows = [c.lower() for c in cores]
+    n = len(lows)
+    out: list[tuple[int, int]] = []
+    for cue_end in range(n - 1):
+        if not _GARBLE_CUES.any_ending_at(lows, cue_end):
+            continue
+        if raw[cue_end].strip().endswith((".", "?", "!", ",")):
+            continue
+        first = cue_end + 1
+        last = first - 1
+        for j in range(first, min(n, first + 4)):
+            if lows[j] in _GARBLE_STOP or not cores[j]:
+                break
+            last = j
+            if raw[j].strip().endswith((".", "?", "!", ",", ";", ":")):
+                break
+        if last < first:
+            continue
+        if min(probs[first : last + 1]) < GARBLE_MAX_PROB:
+            out.append((first, last))
+    return out
