@@ -60,7 +60,11 @@ def demo(
     settings = load_settings(data_dir)
     if not (settings.data_dir / SETTINGS_FILE).exists():
         # The demo samples every consenting customer (a setting: customers consented later too).
-        write_settings_file(settings, {"sample_rate": 1.0, "daily_cap_per_customer": 1000})
+        # Links name localhost (not 127.0.0.1) because browsers allow passkeys only on a host name.
+        write_settings_file(
+            settings,
+            {"sample_rate": 1.0, "daily_cap_per_customer": 1000, "base_url": f"http://localhost:{port}"},
+        )
         settings = load_settings(data_dir)
     dep = Deployment.open(settings)
     typer.echo(f"Earshot demo deployment in {settings.data_dir.resolve()}")
@@ -120,7 +124,7 @@ def demo(
     typer.echo(f"  admin:    {admin_link}")
     typer.echo(f"  reviewer: {reviewer_link}")
     if serve_after:
-        typer.echo(f"Serving on http://127.0.0.1:{port}/ — Ctrl-C to stop.")
+        typer.echo(f"Serving on http://127.0.0.1:{port}/ (also http://localhost:{port}/) — Ctrl-C to stop.")
         _serve(dep, "127.0.0.1", port)
 
 
