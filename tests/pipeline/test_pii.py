@@ -37,6 +37,8 @@ def types(text: str) -> list[str]:
             "Text me on [PHONE].",
         ),
         ("Ring me on +44 20 7946 0958 tonight.", "Ring me on [PHONE] tonight."),
+        ("It's 4155552671 I think.", "It's [PHONE] I think."),  # valid by phonenumbers
+        ("It's 020 7946 0958 I think.", "It's [PHONE] I think."),
         ("It's 6 7 for 8 2 1.", "It's [NUMBER]."),
         ("The reference is double 4, double 4, and 9786.", "The reference is [ACCOUNT]."),
         # ASR slips inside digits said one by one

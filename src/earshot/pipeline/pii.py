@@ -402,7 +402,9 @@ def _classify_run(run: NumberRun, cores: list[str], lows: list[str]) -> _Cand:
     if typ is None or typ == "DATE_OF_BIRTH":
         window = set(lows[max(0, run.first - _CUE_WINDOW) : run.first]) | set(after)
         phone_like = 7 <= len(digits) <= 15 and (
-            bool(window & _PHONE_CUES) or bool(_PHONE_WRITTEN.fullmatch(written))
+            bool(window & _PHONE_CUES)
+            or bool(_PHONE_WRITTEN.fullmatch(written))
+            or _valid_phone(digits, written)
         )
         if phone_like:
             typ = "PHONE"
@@ -411,6 +413,26 @@ def _classify_run(run: NumberRun, cores: list[str], lows: list[str]) -> _Cand:
     if typ in ("PASSPORT", "SSN", "ACCOUNT", "CODE"):
         return _extend_letters(run, cores, typ)
     return _Cand(run.first, run.last, typ)
+
+
+_PHONE_REGIONS = ("US", "GB", "IE", "CA", "AU", "IN")
+
+
+def _valid_phone(digits: str, written: str) -> bool:
+    """A valid number in one of the regions we serve, by `phonenumbers` (libphonenumber)."""
+    if not 7 <= len(digits) <= 15:
+        return False
+    import phonenumbers
+
+    candidates = [("+" + digits, None)] if written.startswith("+") else []
+    candidates += [(digits, r) for r in _PHONE_REGIONS]
+    for text, region in candidates:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(text, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 def _letter(core: str) -> bool:
