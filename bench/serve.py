@@ -14,7 +14,10 @@ uvicorn, no session-cookie check, no JSON). Per reviewer, a loop of
                 blob, watermark for this delivery, audit record) + commit;
   then a listening pause (`--listen-s`), `mark_played`, `submit_grade` (encrypts the transcript,
   consolidates the snippet when its last grader is done), and a pause (`--think-s`).
-Latency is wall time per call including the wait for a pooled database connection.
+Latency is wall time per call including the wait for a pooled database connection; the table also gives
+each call's mean CPU time in its own thread (Python: ORM, crypto, watermark) and SQL statements, which do
+not depend on how loaded the machine is. `--levels 1,50,200` measures several concurrency levels on one
+loaded pool (level 1 = service time without queueing).
 
 The pool is bulk-loaded with COPY into a fresh schema (dropped afterwards unless --keep): customers,
 their data keys, one real encrypted audio blob per customer (a 3 s WAV, shared by that customer's
@@ -209,17 +212,52 @@ def load(dep: Deployment, args: argparse.Namespace) -> list[str]:
     return reviewers
 
 
+_local = threading.local()
+
+
+def count_statements(engine: sa.Engine) -> None:
+    """Count SQL statements per thread (to report round trips per call)."""
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _count(*_args: object) -> None:
+        _local.statements = getattr(_local, "statements", 0) + 1
+
+
+class Probe:
+    """Wall time, this thread's CPU time and SQL statements of one call."""
+
+    def __init__(self, stats: Stats, name: str) -> None:
+        self.stats, self.name = stats, name
+
+    def __enter__(self) -> Probe:
+        self.t, self.cpu, self.n = time.perf_counter(), time.thread_time(), getattr(_local, "statements", 0)
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.stats.add(
+                self.name,
+                time.perf_counter() - self.t,
+                time.thread_time() - self.cpu,
+                getattr(_local, "statements", 0) - self.n,
+            )
+
+
 class Stats:
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.statements: dict[str, list[int]] = defaultdict(list)
         self.samples: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
         self.recording = False
 
-    def add(self, name: str, seconds: float) -> None:
+    def add(self, name: str, seconds: float, cpu: float = 0.0, statements: int = 0) -> None:
         if self.recording:
             with self.lock:
                 self.samples[name].append(seconds)
+                self.cpu[name].append(cpu)
+                self.statements[name].append(statements)
 
     def error(self, name: str) -> None:
         with self.lock:
@@ -240,48 +278,89 @@ def reviewer_loop(
     time.sleep(rng.random() * max(args.think_s, 0.5))  # stagger the start
     while not stop.is_set():
         try:
-            t = time.perf_counter()
-            with dep.db.session() as s:
+            with Probe(stats, "next_task"), dep.db.session() as s:
                 ok, _ = vetting_ok(s, reviewer)
                 view = services.assign_and_view(s, dep, reviewer) if ok else None
                 aid = view.assignment_id if view is not None else None
-            stats.add("next_task", time.perf_counter() - t)
             if aid is None:
                 stats.error("empty")
                 time.sleep(1)
                 continue
-            t = time.perf_counter()
-            with dep.db.session() as s:
-                url = media.issue_media_url(s, dep, session_id, reviewer, aid)
-            t_issue = time.perf_counter()
-            with dep.db.session() as s:
-                audio = media.redeem(s, dep, url.rsplit("/", 1)[1], session_id, reviewer, ip="127.0.0.1")
-            done = time.perf_counter()
-            stats.add("audio_url", t_issue - t)
-            stats.add("audio_fetch", done - t_issue)
-            stats.add("audio_delivery", done - t)
+            with Probe(stats, "audio_delivery"):
+                with Probe(stats, "audio_url"), dep.db.session() as s:
+                    url = media.issue_media_url(s, dep, session_id, reviewer, aid)
+                with Probe(stats, "audio_fetch"), dep.db.session() as s:
+                    audio = media.redeem(s, dep, url.rsplit("/", 1)[1], session_id, reviewer, ip="127.0.0.1")
             assert audio[:4] == b"RIFF"
             stop.wait(args.listen_s)
             if stop.is_set():
                 break
-            t = time.perf_counter()
-            with dep.db.session() as s:
-                services.mark_played(s, dep, reviewer, aid)
-            with dep.db.session() as s:
-                services.submit_grade(
-                    s,
-                    dep,
-                    reviewer,
-                    aid,
-                    transcript="turn on the kitchen lights",
-                    accuracy=4,
-                    intent_correct=True,
-                )
-            stats.add("played_and_grade", time.perf_counter() - t)
+            with Probe(stats, "played_and_grade"):
+                with dep.db.session() as s:
+                    services.mark_played(s, dep, reviewer, aid)
+                with dep.db.session() as s:
+                    services.submit_grade(
+                        s,
+                        dep,
+                        reviewer,
+                        aid,
+                        transcript="turn on the kitchen lights",
+                        accuracy=4,
+                        intent_correct=True,
+                    )
         except Exception as exc:  # noqa: BLE001 - counted and reported
             stats.error(type(exc).__name__)
             time.sleep(0.5)
         stop.wait(rng.uniform(0.5, 1.5) * args.think_s)
+
+
+def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -> bool:
+    """Run `len(reviewers)` reviewer threads for warm-up + measured time; print the table."""
+    stats = Stats()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=reviewer_loop, args=(dep, r, stats, stop, args, i), daemon=True)
+        for i, r in enumerate(reviewers)
+    ]
+    print(
+        f"\n{len(threads)} concurrent reviewers: warm-up {args.warmup:g} s, measured {args.seconds:g} s, "
+        f"listen {args.listen_s:g} s, think {args.think_s:g} s, pool {args.pool} connections",
+        flush=True,
+    )
+    for t in threads:
+        t.start()
+    time.sleep(args.warmup)
+    stats.recording = True
+    load_start = os.getloadavg()[0]
+    time.sleep(args.seconds)
+    stats.recording = False
+    load_end = os.getloadavg()[0]
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    print(f"load average during the run: {load_start:.1f} -> {load_end:.1f}")
+    print(
+        f"{'call':<18}{'count':>8}{'per s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'cpu ms':>9}{'stmts':>7}"
+    )
+    for name in ("next_task", "audio_delivery", "audio_url", "audio_fetch", "played_and_grade"):
+        v = stats.samples.get(name, [])
+        if not v:
+            continue
+        print(
+            f"{name:<18}{len(v):>8}{len(v) / args.seconds:>8.1f}{1000 * statistics.median(v):>9.1f}"
+            f"{1000 * percentile(v, 90):>9.1f}{1000 * percentile(v, 99):>9.1f}{1000 * max(v):>9.1f}"
+            f"{1000 * statistics.mean(stats.cpu[name]):>9.1f}{statistics.mean(stats.statements[name]):>7.1f}"
+        )
+    if stats.errors:
+        print("errors / empty answers:", dict(stats.errors))
+    met = all(
+        percentile(stats.samples[n], 99) <= 0.050
+        for n in ("next_task", "audio_delivery")
+        if stats.samples.get(n)
+    )
+    print(f"target p99 <= 50 ms for next task and audio delivery: {'met' if met else 'NOT met'}", flush=True)
+    return met
 
 
 def main() -> int:
@@ -301,6 +380,12 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=60, help="database connections of the process")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the bench schema")
+    ap.add_argument(
+        "--levels",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="several concurrency levels on the same pool, e.g. 1,50,200 (default: --reviewers)",
+    )
     args = ap.parse_args()
 
     schema = "bench_" + secrets.token_hex(4)
@@ -317,50 +402,14 @@ def main() -> int:
         dep.db.engine.dispose()
         dep.db.engine = sa.create_engine(dep.db.url, pool_size=args.pool, max_overflow=0, pool_timeout=60)
         dep.db.sessionmaker = sessionmaker(dep.db.engine, expire_on_commit=False)
+        count_statements(dep.db.engine)
         set_policy(dep, ReviewPolicy(gold_rate=0.0, quota_per_hour=10_000, quota_per_shift=100_000))
         print(f"loading into schema {schema} ...", flush=True)
+        args.reviewers = max([args.reviewers, *(args.levels or [])])
         reviewers = load(dep, args)
-        stats = Stats()
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=reviewer_loop, args=(dep, r, stats, stop, args, i), daemon=True)
-            for i, r in enumerate(reviewers)
-        ]
-        print(
-            f"running {len(threads)} reviewer threads: warm-up {args.warmup:g} s, "
-            f"measured {args.seconds:g} s, "
-            f"listen {args.listen_s:g} s, think {args.think_s:g} s, pool {args.pool} connections",
-            flush=True,
-        )
-        for t in threads:
-            t.start()
-        time.sleep(args.warmup)
-        stats.recording = True
-        load_start = os.getloadavg()[0]
-        time.sleep(args.seconds)
-        stats.recording = False
-        load_end = os.getloadavg()[0]
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-        print(f"load average during the run: {load_start:.1f} -> {load_end:.1f}")
-        print(f"{'call':<18}{'count':>8}{'per s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
-        for name in ("next_task", "audio_delivery", "audio_url", "audio_fetch", "played_and_grade"):
-            v = stats.samples.get(name, [])
-            if not v:
-                continue
-            print(
-                f"{name:<18}{len(v):>8}{len(v) / args.seconds:>8.1f}{1000 * statistics.median(v):>9.1f}"
-                f"{1000 * percentile(v, 90):>9.1f}{1000 * percentile(v, 99):>9.1f}{1000 * max(v):>9.1f}"
-            )
-        if stats.errors:
-            print("errors / empty answers:", dict(stats.errors))
-        target = all(
-            percentile(stats.samples[n], 99) <= 0.050
-            for n in ("next_task", "audio_delivery")
-            if stats.samples.get(n)
-        )
-        print(f"target p99 <= 50 ms for next task and audio delivery: {'met' if target else 'NOT met'}")
+        met = True
+        for level in args.levels or [args.reviewers]:
+            met = run_level(dep, reviewers[:level], args) and met
         return 0
     finally:
         dep.close()
