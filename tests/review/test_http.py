@@ -155,3 +155,30 @@ def test_review_page_has_no_inline_script(pool, people):
     assert 'id="task"' in page.text and "/static/vendor/wavesurfer-7.12.12.min.js" in page.text
     assert "<script>" not in page.text and "style=" not in page.text and " on" + "click=" not in page.text
     assert people["alice"].get("/static/review.js").status_code == 200
+
+
+def test_disagreement_adjudicated_by_the_lead_and_made_gold(pool, people):
+    sid = pool.fill(1, graders=2)[0]
+    for name, text, acc in (("alice", "switch on the light", 5), ("bob", "switch off the night", 1)):
+        c = people[name]
+        task = c.get("/api/v1/tasks/next").json()
+        _play(c, task)
+        time.sleep(0.3)
+        assert c.post(f"/api/v1/tasks/{task['assignment_id']}/played").status_code == 204
+        body = {"transcript": text, "accuracy": acc}
+        assert c.post(f"/api/v1/tasks/{task['assignment_id']}/grade", json=body).status_code == 201
+    lead = people["lead"]
+    queue = lead.get("/api/v1/adjudications").json()
+    assert [q["snippet_id"] for q in queue] == [sid]
+    view = lead.get(f"/api/v1/adjudications/{sid}").json()
+    assert sorted(g["transcript"] for g in view["graders"]) == ["switch off the night", "switch on the light"]
+    assert people["admin"].get(f"/api/v1/adjudications/{sid}").status_code == 403
+    assert people["alice"].get(f"/api/v1/adjudications/{sid}").status_code == 403
+    page = lead.get(f"/adjudications/{sid}")
+    assert page.status_code == 200 and "switch off the night" in page.text
+    r = lead.post(
+        f"/api/v1/adjudications/{sid}", json={"transcript": "switch on the light", "make_gold": True}
+    )
+    assert r.status_code == 200
+    assert lead.get("/api/v1/adjudications").json() == []
+    assert lead.get("/api/v1/queue/counts").json()["gold"] == 1

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from earshot.access.deps import Principal, csrf_token, require_csrf, require_roles
 from earshot.deployment import Deployment
 from earshot.review import consolidation, escalation, lead, media, services
+from earshot.review.models import Snippet
 from earshot.review.policy import MAX_PLAYBACK_SPEED, policy_for
 from earshot.web.deps import client_ip, get_deployment, get_session
 from earshot.web.templating import templates
@@ -110,6 +111,7 @@ class ResolveIn(BaseModel):
 
 class AdjudicateIn(BaseModel):
     transcript: str = Field(max_length=services.MAX_TRANSCRIPT_CHARS)
+    make_gold: bool = False  # also use the snippet, with this answer, as a gold snippet
 
 
 def _errors(call: Callable[[], Any]) -> Any:  # noqa: ANN401 - whatever the service returns
@@ -559,12 +561,20 @@ def _adjudicate(
     snippet_id: str,
     text: str,
     request: Request,
+    *,
+    make_gold: bool = False,
 ) -> None:
-    _errors(
-        lambda: consolidation.adjudicate(
-            session, deployment, principal.user_id, snippet_id, text, ip=client_ip(request)
-        )
-    )
+    ip = client_ip(request)
+
+    def decide() -> None:
+        consolidation.adjudicate(session, deployment, principal.user_id, snippet_id, text, ip=ip)
+        if make_gold:
+            snippet = session.get(Snippet, snippet_id)
+            if snippet is None:
+                raise services.NotFound("no such snippet")
+            services.make_gold(session, deployment, snippet, text, actor=f"user:{principal.user_id}")
+
+    _errors(decide)
     session.commit()
 
 
@@ -579,8 +589,10 @@ def api_adjudicate(
     deployment: Deployment = Depends(get_deployment),
 ) -> dict[str, str]:
     """The lead's transcript becomes the consolidated one."""
-    _adjudicate(session, deployment, principal, snippet_id, body.transcript, request)
-    return {"status": "adjudicated"}
+    _adjudicate(
+        session, deployment, principal, snippet_id, body.transcript, request, make_gold=body.make_gold
+    )
+    return {"status": "adjudicated", "gold": "yes" if body.make_gold else "no"}
 
 
 @router.post("/adjudications/{snippet_id}", include_in_schema=False)
@@ -588,12 +600,13 @@ def adjudication_form(
     snippet_id: str,
     request: Request,
     transcript: str = Form(..., max_length=services.MAX_TRANSCRIPT_CHARS),
+    make_gold: str = Form("", max_length=3),
     principal: Principal = Depends(require_roles("lead")),
     _csrf: None = Depends(require_csrf),
     session: Session = Depends(get_session),
     deployment: Deployment = Depends(get_deployment),
 ) -> Response:
-    _adjudicate(session, deployment, principal, snippet_id, transcript, request)
+    _adjudicate(session, deployment, principal, snippet_id, transcript, request, make_gold=make_gold == "yes")
     return RedirectResponse("/lead", status_code=303)
 
 
