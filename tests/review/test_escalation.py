@@ -176,3 +176,39 @@ def test_skip_with_reason(pool):
         assert services.next_assignment(s, dep, bob).snippet_id == sid
     with dep.db.session() as s, pytest.raises(services.NotFound):
         escalation.skip(s, alice, a, "other")  # replay of a finished lease
+
+
+def test_personal_data_masked_in_the_transcript_too(pool):
+    from earshot.review.text import only_masks_added
+
+    assert only_masks_added("call me on five five five", "call me on [OTHER]")
+    assert only_masks_added("my name is anna smith ok", "my name is [NAME] ok")
+    assert not only_masks_added("call me on five", "call me on five")  # nothing masked
+    assert not only_masks_added("call me on five", "call you on [OTHER]")  # another word changed
+    assert not only_masks_added("call me on five", "call me on")  # deleted, not masked
+    assert not only_masks_added("call me", "call me [OTHER]")  # nothing replaced
+
+    sid = pool.snippet(
+        pool.recording(pool.customer()), text="my number is five five five", graders=2, seconds=2.0
+    )
+    dep = pool.deployment
+    alice, bob = pool.user(), pool.user()
+    a = _lease(pool, alice)
+    with dep.db.session() as s, pytest.raises(services.InvalidGrade):
+        escalation.flag(
+            s,
+            dep,
+            alice,
+            a,
+            "personal_data",
+            span=(0.5, 1.5),
+            masked_transcript="my number is [OTHER] call me maybe",
+        )
+    with dep.db.session() as s:
+        escalation.flag(
+            s, dep, alice, a, "personal_data", span=(0.5, 1.5), masked_transcript="my number is [OTHER]"
+        )
+    b = _lease(pool, bob, fetch=False)
+    with dep.db.session() as s:
+        assert s.get(Assignment, b).snippet_id == sid
+        assert services.task_view(s, dep, bob, b).transcript == "my number is [OTHER]"

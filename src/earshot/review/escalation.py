@@ -41,6 +41,7 @@ from earshot.review.store import (
     remove_snippet,
     revoke_leases,
 )
+from earshot.review.text import only_masks_added
 from earshot.review.wav import decode_wav, encode_wav
 
 SENSITIVE = "sensitive"
@@ -115,9 +116,14 @@ def flag(
     kind: str,
     *,
     span: tuple[float, float] | None = None,
+    masked_transcript: str | None = None,
     ip: str | None = None,
 ) -> FlagResult:
-    """A reviewer's escalating flag on their current snippet (after its audio was fetched)."""
+    """A reviewer's escalating flag on their current snippet (after its audio was fetched).
+
+    With `personal_data`, `masked_transcript` may also mask the same data in the machine transcript:
+    accepted only if it is the transcript with runs of words replaced by mask tokens such as [OTHER].
+    """
     if kind not in ESCALATING_FLAGS:
         raise InvalidGrade(f"flag must be one of {', '.join(ESCALATING_FLAGS)}")
     assignment = owned_active(session, reviewer_id, assignment_id)
@@ -133,12 +139,22 @@ def flag(
         if not (0.0 <= start < end <= snippet.duration_s + 0.5):
             raise InvalidGrade("the marked span must lie within the snippet")
         span = (start, end)
+        if masked_transcript is not None:
+            current = deployment.vault.open_text(
+                session, snippet.customer_id, f"snippet:{snippet.id}:text", snippet.transcript_enc
+            )
+            if masked_transcript.strip() == current.strip():
+                masked_transcript = None
+            elif not only_masks_added(current, masked_transcript):
+                raise InvalidGrade(
+                    "to mask the transcript, only replace the personal data with [OTHER]; change nothing else"
+                )
     claim(session, reviewer_id, assignment_id, "flagged")
     if kind == SENSITIVE:
         return _sensitive(session, reviewer_id, assignment, ip)
     if kind == PERSONAL_DATA:
         assert span is not None
-        return _personal_data(session, deployment, reviewer_id, assignment, span, ip)
+        return _personal_data(session, deployment, reviewer_id, assignment, span, masked_transcript, ip)
     return _accidental(session, deployment, reviewer_id, assignment, ip)
 
 
@@ -195,6 +211,7 @@ def _personal_data(
     reviewer_id: str,
     assignment: Assignment,
     span: tuple[float, float],
+    masked_transcript: str | None,
     ip: str | None,
 ) -> FlagResult:
     revoked = revoke_leases(session, assignment.snippet_id)
@@ -218,6 +235,10 @@ def _personal_data(
         wav = redacted_audio(session, deployment, snippet, *span)
     except Exception:  # noqa: BLE001 - any failure leaves the snippet quarantined for a lead
         wav = None
+    if masked_transcript is not None:
+        snippet.transcript_enc = deployment.vault.seal_text(
+            session, snippet.customer_id, f"snippet:{snippet.id}:text", masked_transcript.strip()
+        )
     outcome = "quarantined"
     if wav is not None:
         store_redacted(session, deployment, snippet, wav)
@@ -236,6 +257,7 @@ def _personal_data(
         escalation=esc.id,
         revoked=revoked,
         outcome=outcome,
+        text_masked=masked_transcript is not None,
         span_s=[round(span[0], 2), round(span[1], 2)],
     )
     return FlagResult(esc.id, outcome, revoked)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from difflib import SequenceMatcher
 
 _TOKEN = re.compile(r"\[[A-Z_]+\]|[^\s]+")
+_MASK = re.compile(r"^\[[A-Z_]+\][.,;:!?]?$")
 _STRIP = re.compile(r"^[^\w\[\]']+|[^\w\[\]']+$")
 
 
@@ -55,3 +57,17 @@ def wer(reference: str, hypothesis: str) -> float:
 def pairwise_wer(a: str, b: str) -> float:
     """Symmetric WER between two graders: the mean of WER(a, b) and WER(b, a)."""
     return (wer(a, b) + wer(b, a)) / 2
+
+
+def only_masks_added(old: str, new: str) -> bool:
+    """True when `new` is `old` with one or more runs of words replaced by mask tokens (`[OTHER]`, ...)
+    and nothing else changed: how a reviewer may mask personal data in the machine transcript."""
+    a, b = (old or "").split(), (new or "").split()
+    replaced = False
+    for op, i1, i2, j1, j2 in SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        if op != "replace" or not all(_MASK.match(w) for w in b[j1:j2]) or i2 <= i1:
+            return False
+        replaced = True
+    return replaced

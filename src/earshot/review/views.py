@@ -98,6 +98,7 @@ class FlagIn(BaseModel):
     kind: str = Field(max_length=32)
     start_s: float | None = Field(None, ge=0, le=3600)
     end_s: float | None = Field(None, ge=0, le=3600)
+    masked_transcript: str | None = Field(None, max_length=services.MAX_TRANSCRIPT_CHARS)
 
 
 class FlagOut(BaseModel):
@@ -300,7 +301,14 @@ def api_flag(
     span = (body.start_s, body.end_s) if body.start_s is not None and body.end_s is not None else None
     result = _errors(
         lambda: escalation.flag(
-            session, deployment, principal.user_id, assignment_id, body.kind, span=span, ip=client_ip(request)
+            session,
+            deployment,
+            principal.user_id,
+            assignment_id,
+            body.kind,
+            span=span,
+            masked_transcript=body.masked_transcript,
+            ip=client_ip(request),
         )
     )
     session.commit()

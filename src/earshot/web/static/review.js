@@ -398,8 +398,12 @@
       say("Mark the span first: M at its start, M at its end.", "bad");
       return;
     }
-    ask(`Report personal data between ${span[0].toFixed(2)} and ${span[1].toFixed(2)} s? It is bleeped before anyone else hears it.`,
-      () => flag("personal_data", { start_s: span[0], end_s: span[1] }));
+    const edited = textarea.value.trim() !== original.trim();
+    const body = { start_s: span[0], end_s: span[1] };
+    if (edited) body.masked_transcript = textarea.value; // only mask tokens such as [OTHER] may differ
+    ask(`Report personal data between ${span[0].toFixed(2)} and ${span[1].toFixed(2)} s? It is bleeped before anyone else hears it` +
+      (edited ? ", and the transcript is replaced by your masked version." : "."),
+      () => flag("personal_data", body));
   }
 
   async function skip() {
