@@ -144,7 +144,8 @@ def expire_leases(session: Session, now: datetime | None = None, *, limit: int |
     if _dialect(session) == "postgresql":
         query = query.with_for_update(skip_locked=True)
     count = 0
-    for assignment_id, snippet_id in session.execute(query).all():
+    # Snippet rows are then locked in id order, so concurrent sweeps never deadlock on them.
+    for assignment_id, snippet_id in sorted(session.execute(query).all(), key=lambda row: row[1]):
         ended = session.execute(
             update(Assignment)
             .where(Assignment.id == assignment_id, Assignment.status == "active")
