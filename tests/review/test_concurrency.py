@@ -112,3 +112,63 @@ def test_expiry_racing_many_reviewers(deployment):
     assert not errors, errors[:3]
     with deployment.db.session() as s:
         assert simulation.check(s, policy.customer_window).total == 0
+
+
+def test_sensitive_flags_racing_grades_and_skips(deployment, pool):
+    """Reviewers flag, grade and skip the same snippets at once: no deadlock, no lease left on an
+    escalated snippet, counters consistent."""
+    from earshot.review import escalation, services
+    from earshot.review.models import Snippet
+
+    for _ in range(6):
+        pool.snippet(pool.recording(pool.customer()), graders=4)
+    reviewers = [pool.user() for _ in range(16)]
+    policy = ReviewPolicy(gold_rate=0.0)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(reviewers))
+
+    def work(reviewer: str, seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            barrier.wait(timeout=60)
+            for _ in range(3):
+                with deployment.db.session() as s:
+                    a = assign.next_assignment(s, deployment, reviewer, policy=policy)
+                    if a is None:
+                        return
+                    aid, sid = a.id, a.snippet_id
+                try:
+                    with deployment.db.session() as s:
+                        services.task_audio(s, deployment, reviewer, aid)
+                    with deployment.db.session() as s:
+                        roll = rng.random()
+                        if roll < 0.3:
+                            escalation.flag(s, deployment, reviewer, aid, "sensitive")
+                        elif roll < 0.5:
+                            escalation.skip(s, reviewer, aid, "other")
+                        else:
+                            simulation.complete(s, reviewer, aid, sid, simulation.utcnow())
+                except services.NotFound:
+                    pass  # withdrawn under us by someone's flag: expected
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r, i)) for i, r in enumerate(reviewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:3]
+    with deployment.db.session() as s:
+        escalated = s.scalars(select(Snippet.id).where(Snippet.status == "escalated")).all()
+        assert escalated  # some flags happened
+        live = s.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .where(Assignment.snippet_id.in_(escalated), Assignment.status == "active")
+        )
+        assert live == 0
+        v = simulation.check(s, policy.customer_window)
+        assert (
+            v.same_recording == v.same_customer_in_window == v.several_active == v.same_snippet_twice == 0
+        ), v
