@@ -386,7 +386,17 @@ def main() -> int:
         default=None,
         help="several concurrency levels on the same pool, e.g. 1,50,200 (default: --reviewers)",
     )
+    ap.add_argument(
+        "--no-audit-monitoring",
+        action="store_true",
+        help="diagnostic: skip the audit log's monitoring rules (records are still appended)",
+    )
     args = ap.parse_args()
+    if args.no_audit_monitoring:
+        from earshot.audit import monitoring
+
+        monitoring.check_event = lambda *_a, **_k: None
+        print("diagnostic run: audit monitoring rules disabled")
 
     schema = "bench_" + secrets.token_hex(4)
     admin = sa.create_engine(args.database_url)
