@@ -71,11 +71,13 @@ def open_deployment(root: Path, name: str, database_url: str | None) -> Deployme
 
 
 def event(i: int) -> services.Event:
+    """A review workload: 50 reviewers, each at their own workstation, assign/deliver/grade cycles."""
+    reviewer = i % 50
     return services.Event(
-        actor=f"user:{i % 50:032x}",
-        action=("task.assigned", "audio.delivered", "task.graded")[i % 3],
-        target=f"{i:032x}",
-        ip=f"10.0.{i % 7}.{i % 200}",
+        actor=f"user:{reviewer:032x}",
+        action=("task.assigned", "audio.delivered", "task.graded")[(i // 50) % 3],
+        target=f"{i // 150:032x}{reviewer:02d}"[-32:],
+        ip=f"10.0.{reviewer % 7}.{reviewer + 10}",
         details={"assignment": f"{i:032x}"},
     )
 

@@ -257,8 +257,10 @@ _STATE = text(
     " (SELECT shift FROM audit_actor_profiles WHERE actor = :actor),"
     " (SELECT tz FROM audit_actor_profiles WHERE actor = :actor),"
     " (SELECT 1 FROM audit_known_networks WHERE actor = :actor AND network = :network),"
-    " (SELECT 1 FROM audit_known_networks WHERE actor = :actor LIMIT 1)"
-)
+    " (SELECT 1 FROM audit_known_networks WHERE actor = :actor LIMIT 1),"
+    " (SELECT count(*) FROM audit_actor_sessions"
+    "  WHERE actor = :actor AND session_ref != :ref AND ended_at IS NULL AND last_seen >= :live)"
+).bindparams(bindparam("live", type_=_T))
 _DELIVERY_COUNTS = text(
     "SELECT"
     " (SELECT count(*) FROM audit_records"
@@ -285,6 +287,10 @@ class _Facts:
     network: str | None = None
     deliveries_hour: int = 0
     deliveries_of_target: int = 0
+    session_ref: str = ""  # the session this event belongs to: its reference, or "ip:<address>"
+    explicit_session: bool = False
+    device: str | None = None
+    other_live_sessions: int = 0
 
 
 def _facts(session: Session, rec: AuditRecord) -> _Facts:
@@ -295,9 +301,26 @@ def _facts(session: Session, rec: AuditRecord) -> _Facts:
         return facts
     conn = session.connection()
     facts.network = network_of(rec.ip) if rec.ip else None
-    row = conn.execute(_STATE, {"target": rec.target, "actor": person, "network": facts.network}).one()
+    if person is not None:
+        details = json.loads(rec.details) if f'"{events.SESSION}"' in rec.details else {}
+        explicit = str(details.get(events.SESSION) or "")[:64]
+        facts.explicit_session = bool(explicit)
+        facts.session_ref = explicit or (f"ip:{rec.ip}"[:64] if rec.ip else "")
+        device = details.get(events.DEVICE)
+        facts.device = str(device)[:64] if device is not None else None
+    policy = policy_for(session)
+    live = rec.at - timedelta(minutes=max(policy.session_idle_minutes, policy.overlap_minutes))
+    params = {
+        "target": rec.target,
+        "actor": person,
+        "network": facts.network,
+        "ref": facts.session_ref,
+        "live": live,
+    }
+    row = conn.execute(_STATE, params).one()
     facts.canary, facts.shift, facts.tz = bool(row[0]), row[1], row[2]
     facts.known_network, facts.any_network = bool(row[3]), bool(row[4])
+    facts.other_live_sessions = int(row[5] or 0)
     if rec.action == events.AUDIO_DELIVERED:
         counts = conn.execute(
             _DELIVERY_COUNTS,
@@ -507,6 +530,19 @@ def _rule_denied_burst(
     ]
 
 
+def _upsert_session(session: Session, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(AuditActorSession).values(
+        **values
+    )
+    session.execute(
+        ins.on_conflict_do_update(
+            index_elements=["actor", "session_ref"],
+            set_={"last_seen": ins.excluded.last_seen, "ended_at": None},
+        )
+    )
+
+
 def _rule_session_overlap(
     session: Session, rec: AuditRecord, policy: MonitorPolicy, facts: _Facts
 ) -> list[Alert]:
@@ -516,30 +552,29 @@ def _rule_session_overlap(
     events without one are tracked per address, and two addresses active within `overlap_minutes`
     count as overlapping sessions.
     """
-    person = facts.person
-    if person is None:
+    person, ref = facts.person, facts.session_ref
+    if person is None or not ref:
         return []
-    details = json.loads(rec.details) if f'"{events.SESSION}"' in rec.details else {}
-    explicit = str(details.get(events.SESSION) or "")[:64]
-    ref = explicit or (f"ip:{rec.ip}"[:64] if rec.ip else "")
-    if not ref:
-        return []
-    device = details.get(events.DEVICE)
-    device = str(device)[:64] if device is not None else None
-    key = (AuditActorSession.actor == person, AuditActorSession.session_ref == ref)
     if rec.action in events.SESSION_ENDS:
-        session.execute(update(AuditActorSession).where(*key).values(ended_at=rec.at, last_seen=rec.at))
+        session.execute(
+            update(AuditActorSession)
+            .where(AuditActorSession.actor == person, AuditActorSession.session_ref == ref)
+            .values(ended_at=rec.at, last_seen=rec.at)
+        )
         return []
-    values = {
-        "actor": person,
-        "session_ref": ref,
-        "device": device,
-        "ip": rec.ip,
-        "first_seen": rec.at,
-        "last_seen": rec.at,
-    }
-    if not _insert_ignore(session, AuditActorSession, values):
-        session.execute(update(AuditActorSession).where(*key).values(last_seen=rec.at, ended_at=None))
+    _upsert_session(
+        session,
+        {
+            "actor": person,
+            "session_ref": ref,
+            "device": facts.device,
+            "ip": rec.ip,
+            "first_seen": rec.at,
+            "last_seen": rec.at,
+        },
+    )
+    if not facts.other_live_sessions:
+        return []
     idle = timedelta(minutes=policy.session_idle_minutes)
     overlap = timedelta(minutes=policy.overlap_minutes)
     others = session.execute(
@@ -557,11 +592,13 @@ def _rule_session_overlap(
     ).all()
     clashing = []
     for other in others:
-        by_address = other.session_ref.startswith("ip:") or not explicit
+        by_address = other.session_ref.startswith("ip:") or not facts.explicit_session
         if other.last_seen < rec.at - (overlap if by_address else idle):
             continue
-        other_device_differs = other.device is not None and device is not None and other.device != device
-        if (other.ip or None) != rec.ip or (not by_address and other_device_differs):
+        device_differs = (
+            other.device is not None and facts.device is not None and other.device != facts.device
+        )
+        if (other.ip or None) != rec.ip or (not by_address and device_differs):
             clashing.append(other)
     if not clashing:
         return []
