@@ -259,8 +259,11 @@ _STATE = text(
     " (SELECT 1 FROM audit_known_networks WHERE actor = :actor AND network = :network),"
     " (SELECT 1 FROM audit_known_networks WHERE actor = :actor LIMIT 1),"
     " (SELECT count(*) FROM audit_actor_sessions"
-    "  WHERE actor = :actor AND session_ref != :ref AND ended_at IS NULL AND last_seen >= :live)"
-).bindparams(bindparam("live", type_=_T))
+    "  WHERE actor = :actor AND session_ref != :ref AND ended_at IS NULL AND last_seen >= :live),"
+    " (SELECT 1 FROM audit_actor_sessions"
+    "  WHERE actor = :actor AND session_ref = :ref AND ended_at IS NULL AND last_seen >= :fresh)"
+).bindparams(bindparam("live", type_=_T), bindparam("fresh", type_=_T))
+SESSION_TOUCH_SECONDS = 60  # a live session's last_seen is rewritten at most this often
 _DELIVERY_COUNTS = text(
     "SELECT"
     " (SELECT count(*) FROM audit_records"
@@ -291,6 +294,7 @@ class _Facts:
     explicit_session: bool = False
     device: str | None = None
     other_live_sessions: int = 0
+    session_fresh: bool = False  # this session was seen moments ago: no need to touch its row
 
 
 def _facts(session: Session, rec: AuditRecord) -> _Facts:
@@ -316,11 +320,13 @@ def _facts(session: Session, rec: AuditRecord) -> _Facts:
         "network": facts.network,
         "ref": facts.session_ref,
         "live": live,
+        "fresh": rec.at - timedelta(seconds=SESSION_TOUCH_SECONDS),
     }
     row = conn.execute(_STATE, params).one()
     facts.canary, facts.shift, facts.tz = bool(row[0]), row[1], row[2]
     facts.known_network, facts.any_network = bool(row[3]), bool(row[4])
     facts.other_live_sessions = int(row[5] or 0)
+    facts.session_fresh = bool(row[6])
     if rec.action == events.AUDIO_DELIVERED:
         counts = conn.execute(
             _DELIVERY_COUNTS,
@@ -530,17 +536,19 @@ def _rule_denied_burst(
     ]
 
 
+@lru_cache(maxsize=4)
+def _upsert_session_statement(dialect: str) -> Any:
+    table = AuditActorSession.__table__
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return ins.on_conflict_do_update(
+        index_elements=[table.c.actor, table.c.session_ref],
+        set_={"last_seen": ins.excluded.last_seen, "ip": ins.excluded.ip, "ended_at": None},
+    )
+
+
 def _upsert_session(session: Session, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(AuditActorSession).values(
-        **values
-    )
-    session.execute(
-        ins.on_conflict_do_update(
-            index_elements=["actor", "session_ref"],
-            set_={"last_seen": ins.excluded.last_seen, "ended_at": None},
-        )
-    )
+    conn = session.connection()
+    conn.execute(_upsert_session_statement(conn.dialect.name), values)
 
 
 def _rule_session_overlap(
@@ -562,17 +570,18 @@ def _rule_session_overlap(
             .values(ended_at=rec.at, last_seen=rec.at)
         )
         return []
-    _upsert_session(
-        session,
-        {
-            "actor": person,
-            "session_ref": ref,
-            "device": facts.device,
-            "ip": rec.ip,
-            "first_seen": rec.at,
-            "last_seen": rec.at,
-        },
-    )
+    if not facts.session_fresh:  # a session seen moments ago keeps its row as it is
+        _upsert_session(
+            session,
+            {
+                "actor": person,
+                "session_ref": ref,
+                "device": facts.device,
+                "ip": rec.ip,
+                "first_seen": rec.at,
+                "last_seen": rec.at,
+            },
+        )
     if not facts.other_live_sessions:
         return []
     idle = timedelta(minutes=policy.session_idle_minutes)
