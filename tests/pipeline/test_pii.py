@@ -197,6 +197,15 @@ def test_name_the_asr_could_not_spell_is_masked_by_confidence() -> None:
     assert detect_pii(t) == []
 
 
+def test_spans_absorb_adjacent_unsure_words() -> None:
+    pairs = [("My", 0.5), ("social", 0.9), ("security", 0.99), ("number", 0.9), ("is", 0.98),
+             ("5", 0.34), ("double", 0.16), ("2", 0.5), ("2", 0.3), ("8", 0.74), ("toxic", 0.08),
+             ("stubble", 0.4), ("iron.", 0.3), ("Thanks", 0.2)]
+    t = Transcript("", [Word(w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
+    # "stubble" is at the threshold (not unsure) so growth stops before it
+    assert mask_transcript(t, detect_pii(t)) == "My social security number is [SSN] stubble iron. Thanks"
+
+
 def test_full_date_masked_with_its_year() -> None:
     assert masked("On the 23rd of November, 1977 it rained.") == "On [NUMBER] it rained."
 

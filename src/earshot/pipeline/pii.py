@@ -196,7 +196,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
 
-    merged = _merge(cands)
+    merged = _merge(_absorb_unsure(_merge(cands), words))
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -262,6 +262,37 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
                 if not ok:
                     continue
             out.append(_Cand(first, last, typ))
+    return out
+
+
+UNSURE_PROB = 0.4
+_UNSURE_MAX = 3
+
+
+def _absorb_unsure(cands: list[_Cand], words: list) -> list[_Cand]:
+    """Grow each span over up to three adjacent words the ASR was unsure of: next to personal
+    data they are most often more of it, misheard ("5 double 2 2 8 [toxic stubble iron]")."""
+    out: list[_Cand] = []
+    n = len(words)
+    for k, c in enumerate(cands):
+        lo_bound = cands[k - 1].last + 1 if k > 0 else 0
+        hi_bound = cands[k + 1].first - 1 if k + 1 < len(cands) else n - 1
+        a, b = c.first, c.last
+        while (
+            a - 1 >= lo_bound
+            and c.first - (a - 1) <= _UNSURE_MAX
+            and float(words[a - 1].probability) < UNSURE_PROB
+            and not words[a - 1].text.strip().endswith((".", "?", "!"))
+        ):
+            a -= 1
+        while (
+            b + 1 <= hi_bound
+            and (b + 1) - c.last <= _UNSURE_MAX
+            and float(words[b + 1].probability) < UNSURE_PROB
+            and not words[b].text.strip().endswith((".", "?", "!"))
+        ):
+            b += 1
+        out.append(_Cand(a, b, c.type))
     return out
 
 

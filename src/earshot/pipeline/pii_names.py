@@ -218,6 +218,9 @@ _GARBLE_STOP = frozenset(
     "tonight please thanks thank".split()
 )
 GARBLE_MAX_PROB = 0.7
+_GARBLE_NOT_FIRST = frozenset(
+    "is was are were be at in on to me you him her us them it back up".split()
+)
 
 
 def find_garbled_names(
@@ -238,6 +241,8 @@ def find_garbled_names(
         if raw[cue_end].strip().endswith((".", "?", "!", ",")):
             continue
         first = cue_end + 1
+        if lows[first] in _GARBLE_NOT_FIRST:  # "called is ...", "call me at ..."
+            continue
         last = first - 1
         for j in range(first, min(n, first + 4)):
             if lows[j] in _GARBLE_STOP or not cores[j]:
