@@ -188,7 +188,8 @@ def test_name_the_asr_could_not_spell_is_masked_by_confidence() -> None:
 
     t = with_probs([("Could", 0.9), ("you", 0.99), ("ask", 0.9), ("for", 0.9), ("no", 0.9),
                     ("feel", 0.62), ("at", 0.15), ("the", 0.98), ("front", 1.0), ("desk?", 0.7)])
-    assert mask_transcript(t, detect_pii(t)) == "Could you ask for [NAME] at the front desk?"
+    # "at" (p=0.15) is absorbed too: an unsure word next to PII is most likely more of it
+    assert mask_transcript(t, detect_pii(t)) == "Could you ask for [NAME] the front desk?"
     t = with_probs([("Please", 0.7), ("tell", 0.5), ("when", 0.19), ("they'll", 0.44),
                     ("go", 0.52), ("back", 0.19), ("to", 0.91), ("the", 0.96), ("parcel", 0.8)])
     assert mask_transcript(t, detect_pii(t)) == "Please tell [NAME] to the parcel"
