@@ -145,6 +145,11 @@ def test_progress_accepts_both_callback_styles() -> None:
     assert seen == ["stage 1/2", ("stage", 1, 2)]
 
 
+def test_without_espeak_the_eval_is_skipped_not_crashed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(pii_eval.shutil, "which", lambda _name: None)
+    assert "skipped" in pii_eval.run_pii_eval(tmp_path)
+
+
 @pytest.mark.slow
 def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
     if shutil.which("espeak-ng") is None:

@@ -516,6 +516,9 @@ def run_pii_eval(
 
     report_progress = _progress_fn(progress)
     voices = voices or list(DEFAULT_VOICES)
+    if shutil.which("espeak-ng") is None:
+        # the rest of an `earshot eval` report is still worth writing
+        return {"skipped": "espeak-ng is not installed; it synthesises the PII sentences"}
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
