@@ -39,7 +39,11 @@ class Deployment:
             db.migrate()
         keys = key_provider_for(settings)
         blobs = blob_store_for(settings)
-        return cls(settings=settings, db=db, keys=keys, blobs=blobs, vault=Vault(keys, blobs))
+        deployment = cls(settings=settings, db=db, keys=keys, blobs=blobs, vault=Vault(keys, blobs))
+        from earshot.audit.context import install
+
+        install(deployment)  # audit records written through this engine get MACs and checkpoints
+        return deployment
 
     @classmethod
     def at(cls, data_dir: Path | str | None = None, **overrides: object) -> Deployment:

@@ -57,6 +57,7 @@ def test_products_consent_and_export_flow(tmp_path) -> None:
     out = tmp_path / "export.jsonl"
     r = runner.invoke(app, ["export", "--format", "jsonl", str(out), *d])
     assert r.exit_code == 0 and out.read_text() == ""
+    assert (tmp_path / "export.jsonl.erased.jsonl").exists()
 
 
 def test_ingest_refuses_bad_audio_and_counts_no_consent(tmp_path) -> None:

@@ -115,3 +115,13 @@ def test_corrupt_key_file_is_refused(tmp_path) -> None:
 def test_blob_ids_cannot_escape_the_store(deployment: Deployment) -> None:
     with pytest.raises(ValueError):
         deployment.blobs.get("../../etc/passwd")
+
+
+def test_no_new_key_for_an_erased_customer(deployment: Deployment, customer_ids) -> None:
+    from earshot.privacy.erasure import erase_customer
+
+    with deployment.db.session() as s:
+        erase_customer(s, deployment, "alice", actor="test")
+    a, _ = customer_ids
+    with deployment.db.session() as s, pytest.raises(KeyDestroyed):
+        deployment.vault.put_blob(s, a, b"late pipeline output")

@@ -49,6 +49,12 @@ class Vault:
         if row is None:
             if not create:
                 raise KeyDestroyed("no data key for this customer (erased or never created)")
+            from earshot.privacy.models import Customer
+
+            customer = session.get(Customer, customer_id)
+            if customer is None or customer.erased_at is not None:
+                # Never mint a fresh key for an erased customer: a late pipeline step must fail.
+                raise KeyDestroyed("this customer was erased; nothing new can be stored for them")
             dek = AESGCM.generate_key(bit_length=256)
             row = CustomerKey(
                 customer_id=customer_id,
