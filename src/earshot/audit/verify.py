@@ -230,16 +230,20 @@ def verify_log(
 
 
 def _read_checkpoints(
-    session: Session, checkpoint_file: Path, attempts: int = 3
+    session: Session, checkpoint_file: Path, attempts: int = 10
 ) -> tuple[list[Checkpoint], list[Checkpoint], list[int]]:
     """Checkpoints from the database and the file. A checkpoint being written while we read is in
-    the file before it is in the database, so a difference is re-read before it counts."""
-    for attempt in range(attempts):
-        db_cps = list_checkpoints(session)
-        file_cps, bad_lines = read_file(checkpoint_file)
-        if {c.identity() for c in db_cps} == {c.identity() for c in file_cps} or attempt == attempts - 1:
+    the file before it is in the database, so a difference is re-read before it counts — in a fresh
+    session, since the caller's read transaction (a SQLite WAL snapshot) would never see the commit."""
+    db_cps = list_checkpoints(session)
+    file_cps, bad_lines = read_file(checkpoint_file)
+    for _ in range(attempts - 1):
+        if {c.identity() for c in db_cps} == {c.identity() for c in file_cps}:
             break
-        time.sleep(0.2)
+        time.sleep(0.3)
+        with Session(session.get_bind()) as fresh:
+            db_cps = list_checkpoints(fresh)
+        file_cps, bad_lines = read_file(checkpoint_file)
     return db_cps, file_cps, bad_lines
 
 
