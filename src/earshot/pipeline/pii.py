@@ -35,6 +35,7 @@ from earshot.pipeline.pii_spoken import (
     clean,
     find_emails,
     find_number_runs,
+    find_spoken_email_soup,
     find_web_addresses,
     is_number_word,
     luhn_ok,
@@ -167,7 +168,11 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     starts = _sentence_starts([w.text for w in words])
     cands: list[_Cand] = []
 
-    emails = _dedupe_emails(find_emails(cores, _is_suffix) + find_web_addresses(cores, _is_suffix))
+    emails = _dedupe_emails(
+        find_emails(cores, _is_suffix)
+        + find_web_addresses(cores, _is_suffix)
+        + find_spoken_email_soup(cores, [w.text for w in words])
+    )
     cands += [_Cand(m.first, m.last, "EMAIL") for m in emails]
     in_email = {i for m in emails for i in range(m.first, m.last + 1)}
 
@@ -302,17 +307,20 @@ def _plausible_s(text: str) -> float:
 
 
 def _span_times(words: list, first: int, last: int) -> tuple[float, float]:
-    """Start/end of words[first..last], widened into a neighbour whose timing is implausibly
-    long: the aligner gives speech the ASR dropped (often digits it could not read) to the
-    adjacent word, so the tail of a number hides in "Thank" lasting a whole second."""
+    """Start/end of words[first..last], widened over the gaps to the neighbouring words and
+    into a neighbour whose timing is implausibly long: speech the ASR dropped (often digits
+    or a spelled address it could not read) sits in those gaps, or is given to the adjacent
+    word, so the tail of a number hides in "Thank" lasting a whole second."""
     start, end = float(words[first].start_s), float(words[last].end_s)
     if first > 0:
         prev = words[first - 1]
+        start = min(start, max(float(prev.end_s), float(prev.start_s)))  # the gap before
         cut = float(prev.start_s) + _plausible_s(prev.text)
         if cut < float(prev.end_s):
             start = min(start, cut)
     if last + 1 < len(words):
         nxt = words[last + 1]
+        end = max(end, float(nxt.start_s))  # the gap after: unrecognised speech or silence
         cut = float(nxt.end_s) - _plausible_s(nxt.text)
         if cut > float(nxt.start_s):
             end = max(end, cut)

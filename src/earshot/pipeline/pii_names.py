@@ -238,7 +238,7 @@ def find_garbled_names(
     for cue_end in range(n - 1):
         if not _GARBLE_CUES.any_ending_at(lows, cue_end):
             continue
-        if raw[cue_end].strip().endswith((".", "?", "!", ",")):
+        if raw[cue_end].strip().endswith((".", "?", "!")):
             continue
         first = cue_end + 1
         if lows[first] in _GARBLE_NOT_FIRST:  # "called is ...", "call me at ..."

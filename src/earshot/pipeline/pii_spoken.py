@@ -470,6 +470,57 @@ def find_web_addresses(cores: list[str], is_suffix: object) -> list[EmailMatch]:
     return _dedupe(found)
 
 
+_EMAIL_SPAN_CUES = PhraseIndex([
+    ("email", "is"), ("email", "address", "is"), ("e-mail", "is"), ("mail", "is"),
+    ("email's",), ("write", "to", "me", "at"), ("reach", "me", "at"), ("email", "me", "at"),
+    ("contact", "me", "at"), ("details", "to"), ("send", "it", "to"), ("email", "it", "to"),
+])  # fmt: skip
+# words that say "this is an address being spelled", as ASR writes them ("not" for "dot")
+_EMAIL_SIGNALS = frozenset(
+    "dot not period underscore at com come calm org net uk gmail hotmail outlook yahoo "
+    "icloud email mail".split()
+)
+_EMAIL_SOUP_STOP = frozenset("please thanks thank any anytime if because".split())
+_EMAIL_SOUP_NOT_FIRST = frozenset("not my your same still wrong no changed".split())
+_TLD_WORDS = ("com", "come", "calm", "org", "net", "uk", "io")
+_CONTINUE_WORDS = frozenset("dot not period underscore at".split())
+
+
+def find_spoken_email_soup(cores: list[str], raw: list[str]) -> list[EmailMatch]:
+    """After "my email is", "write to me at", ...: the words up to the end of the clause when
+    they carry address signals ("dot"/"not", "at", "com", a dotted word) - what ASR makes of
+    a spelled address it did not understand ("the meatry not petra me not look not come")."""
+    lows = [c.lower() for c in cores]
+    n = len(lows)
+    found: list[EmailMatch] = []
+    for cue_end in range(n - 1):
+        if not _EMAIL_SPAN_CUES.any_ending_at(lows, cue_end):
+            continue
+        first = cue_end + 1
+        if lows[first] in _EMAIL_SOUP_NOT_FIRST or not cores[first]:
+            continue
+        signals = 0
+        last = first - 1
+        complete = False
+        for j in range(first, min(n, first + 10)):
+            w = lows[j]
+            if w in _EMAIL_SOUP_STOP or (complete and w not in _CONTINUE_WORDS and "." not in w):
+                break
+            complete = signals >= 1 and (w in _TLD_WORDS or w.rstrip(".").endswith(
+                tuple("." + t for t in _TLD_WORDS)
+            ))
+            last = j
+            if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w:
+                signals += 1
+            if raw[j].strip().endswith(("?", "!")) or (
+                raw[j].strip().endswith(".") and "." not in w.rstrip(".")
+            ):
+                break  # the clause ends here ("example.com." ends it too, after the word)
+        if signals >= 2 and last >= first:
+            found.append(EmailMatch(first, last, ""))
+    return found
+
+
 def _domain_candidates(lows: list[str], i: int) -> list[tuple[int, str]]:
     """Domains said from word i on: (last word index, 'example.com'), longest first."""
     out: list[tuple[int, str]] = []
