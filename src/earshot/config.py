@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     asr_model_sha256: str | None = None
     asr_threads: int = 2
 
+    # Review queue (read by review.policy.ReviewPolicy.from_settings).
+    review_customer_window_days: float = Field(30.0, ge=0)
+    review_lease_minutes: float = Field(10.0, gt=0)
+    review_quota_per_hour: int = Field(120, ge=1)
+    review_quota_per_shift: int = Field(600, ge=1)
+    review_shift_hours: float = Field(8.0, gt=0)
+    review_gold_rate: float = Field(0.05, ge=0.0, le=1.0)
+    review_gold_pass_wer: float = Field(0.2, ge=0.0)
+    review_adjudication_wer: float = Field(0.25, ge=0.0)
+    review_adjudication_grade_spread: int = Field(2, ge=0)
+
     # Accounts and sessions.
     enrol_link_ttl_hours: float = 24.0
     session_idle_minutes: float = 15.0
