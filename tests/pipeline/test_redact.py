@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from earshot.pipeline.redact import TONE_HZ, redact_audio, redaction_intervals
-from earshot.pipeline.types import SAMPLE_RATE, PiiSpan
+from earshot.pipeline.redact import (
+    TONE_HZ,
+    redact_audio,
+    redaction_intervals,
+    untranscribed_spans,
+)
+from earshot.pipeline.types import SAMPLE_RATE, PiiSpan, Word
 
 SR = SAMPLE_RATE
 
@@ -81,3 +86,13 @@ def test_no_spans_or_empty_audio() -> None:
 def test_rejects_non_mono() -> None:
     with pytest.raises(ValueError):
         redact_audio(np.zeros((2, 100), np.float32), [])
+
+
+def test_untranscribed_stretches() -> None:
+    words = [Word("please", 0.1, 0.4), Word("charge", 0.4, 0.7), Word("the", 0.7, 0.8),
+             Word("card.", 0.8, 1.2), Word("thanks", 5.0, 5.4)]
+    spans = untranscribed_spans(words, 6.5)
+    assert [(s.type, s.start_s, s.end_s) for s in spans] == [
+        ("UNTRANSCRIBED", 1.2, 5.0), ("UNTRANSCRIBED", 5.4, 6.5)]
+    assert untranscribed_spans([], 3.0)[0].end_s == 3.0
+    assert untranscribed_spans([Word("hi", 0.0, 0.5)], 1.0) == []

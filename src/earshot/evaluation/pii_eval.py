@@ -512,7 +512,7 @@ def run_pii_eval(
     """
     from earshot.evaluation.asr import WhisperJudge
     from earshot.pipeline.pii import detect_pii
-    from earshot.pipeline.redact import redact_audio
+    from earshot.pipeline.redact import redact_audio, untranscribed_spans
 
     report_progress = _progress_fn(progress)
     voices = voices or list(DEFAULT_VOICES)
@@ -557,6 +557,15 @@ def run_pii_eval(
         row["coverage"] = (
             round(coverage(audio, extent, spans, path.margin_s, heard), 4) if extent else None
         )
+        # what redacting untranscribed stretches too would add (see redact.untranscribed_spans)
+        gaps = untranscribed_spans(transcript.words, len(audio) / SAMPLE_RATE)
+        row["coverage_with_untranscribed"] = (
+            round(coverage(audio, extent, [*spans, *gaps], path.margin_s, heard), 4)
+            if extent
+            else None
+        )
+        row["untranscribed_s"] = round(sum(g.end_s - g.start_s for g in gaps), 3)
+        row["audio_s"] = round(len(audio) / SAMPLE_RATE, 3)
         rows.append(row)
     report_progress("PII sentences", len(jobs), len(jobs))
 
@@ -658,6 +667,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
             "text_recovered_share_all": _ratio(sum(r["text_full"] for r in rs), len(rs)),
             # attacker-independent: share of values whose speech is >= 90 % bleeped
             "speech_covered_share": _ratio(sum(r["coverage"] >= 0.9 for r in rs), len(rs)),
+            "speech_covered_share_with_untranscribed": _ratio(
+                sum((r.get("coverage_with_untranscribed") or 0) >= 0.9 for r in rs), len(rs)
+            ),
             "speech_coverage_mean": _ratio(sum(r["coverage"] for r in rs), len(rs)),
             "by_form": {
                 form: _ratio(
@@ -675,6 +687,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
             "planted": len(rs),
             "recoverable": len(ok),
             "speech_covered_share": _ratio(sum(r["coverage"] >= 0.9 for r in rs), len(rs)),
+            "speech_covered_share_with_untranscribed": _ratio(
+                sum((r.get("coverage_with_untranscribed") or 0) >= 0.9 for r in rs), len(rs)
+            ),
             "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
             "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
             "audio_recall_redaction_only": _ratio(
@@ -707,6 +722,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
         "control_sentences": len(controls),
         "control_sentences_with_detection": sum(1 for r in controls if r["masked_words"]),
         "non_pii_kept_audio": kept_audio,
+        "untranscribed_share_of_audio": _ratio(
+            sum(r.get("untranscribed_s", 0.0) for r in rows), sum(r.get("audio_s", 0.0) for r in rows)
+        ),
         "non_pii_kept_audio_redaction_only": _ratio(
             sum(r.get("other_heard_redacted_only", r["other_heard_deid"]) for r in rows),
             sum(r["other_heard_orig"] for r in rows),

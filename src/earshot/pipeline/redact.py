@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan
+from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan, Word
 
 TONE_HZ = 1000.0  # pass tone_hz=TONE_HZ for an audible bleep instead of silence
 DEFAULT_LEVEL = 0.1  # -20 dBFS: clearly a bleep, never louder than speech
@@ -83,4 +83,25 @@ def redact_audio(
             g[:f] = ramp
             g[n - f :] = ramp[::-1]
         out[a:b] = x[a:b] * (1.0 - g) + repl * g
+    return out
+
+
+def untranscribed_spans(
+    words: Sequence[Word], duration_s: float, *, max_gap_s: float = 0.8
+) -> list[PiiSpan]:
+    """Stretches of a snippet longer than `max_gap_s` that no recognised word covers: before
+    the first word, between words, after the last (type "UNTRANSCRIBED").
+
+    The ASR could not check that audio for personal data - often it is exactly the digits
+    or the spelled address it gave up on ("Please charge it to the card." followed by four
+    seconds of card number). Redacting these too is the cautious choice; inside a VAD
+    snippet a long gap is rarely a mere pause. first_word/last_word are -1 (no words).
+    """
+    out: list[PiiSpan] = []
+    cursor = 0.0
+    for w in [*words, Word("", duration_s, duration_s)]:
+        start = min(max(float(w.start_s), 0.0), duration_s)
+        if start - cursor > max_gap_s:
+            out.append(PiiSpan("UNTRANSCRIBED", cursor, start, -1, -1))
+        cursor = max(cursor, min(float(w.end_s), duration_s))
     return out
