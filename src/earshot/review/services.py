@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
@@ -42,6 +44,7 @@ from earshot.review.store import (  # noqa: F401 - part of this module's interfa
 )
 from earshot.review.text import wer
 from earshot.review.wav import encode_wav
+from earshot.vault.services import VaultError
 
 LEASE = timedelta(minutes=10)  # defaults; the deployment's ReviewPolicy decides
 CUSTOMER_WINDOW = timedelta(days=30)
@@ -139,15 +142,25 @@ def delete_pending_snippets(session: Session, deployment: Deployment, customer_i
 
 
 # -- the reviewer's task -------------------------------------------------------------------------
+@contextmanager
+def _gone_if_unreadable() -> Iterator[None]:
+    """An erased customer's key is gone before their rows are purged: to a reviewer that is 'no such task'."""
+    try:
+        yield
+    except VaultError:
+        raise NotFound("no such task") from None
+
+
 def task_view(session: Session, deployment: Deployment, reviewer_id: str, assignment_id: str) -> TaskView:
     """The reviewer's own active task: masked machine transcript and timing, never ids of the source."""
     assignment = owned_active(session, reviewer_id, assignment_id)
     snippet = session.get(Snippet, assignment.snippet_id)
     if snippet is None:
         raise NotFound("no such task")
-    text = deployment.vault.open_text(
-        session, snippet.customer_id, f"snippet:{snippet.id}:text", snippet.transcript_enc
-    )
+    with _gone_if_unreadable():
+        text = deployment.vault.open_text(
+            session, snippet.customer_id, f"snippet:{snippet.id}:text", snippet.transcript_enc
+        )
     return TaskView(
         assignment.id,
         text,
@@ -181,7 +194,8 @@ def assign_and_view(
     )
     view_args = (assignment.id, assignment.lease_expires_at, assignment.audio_first_at, assignment.played_at)
     session.commit()
-    text = deployment.vault.open_text(session, customer_id, f"snippet:{snippet_id}:text", sealed)
+    with _gone_if_unreadable():
+        text = deployment.vault.open_text(session, customer_id, f"snippet:{snippet_id}:text", sealed)
     return TaskView(
         view_args[0],
         text,
@@ -227,7 +241,9 @@ def task_audio_source(
     snippet = session.get(Snippet, assignment.snippet_id)
     if snippet is None or snippet.audio_blob_id is None or snippet.status not in ("queued", "gold", "graded"):
         raise NotFound("no such task")
-    return assignment, snippet, deployment.vault.get_blob(session, snippet.customer_id, snippet.audio_blob_id)
+    with _gone_if_unreadable():
+        audio = deployment.vault.get_blob(session, snippet.customer_id, snippet.audio_blob_id)
+    return assignment, snippet, audio
 
 
 def task_audio(
