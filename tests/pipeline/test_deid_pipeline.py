@@ -128,3 +128,17 @@ def test_transcribe_only_is_vad_plus_asr(pipeline, two_utterances) -> None:  # n
     (span0, t0), (span1, t1) = result
     assert "tomorrow" in t0.text.lower() and "music" in t1.text.lower()
     assert span0.end_s < span1.start_s
+
+
+def test_audio_no_word_covers_is_silenced_but_not_reported(monkeypatch, two_utterances) -> None:  # noqa: ANN001
+    """What the ASR dropped was never checked for personal data: the reviewer must not hear it."""
+    monkeypatch.setattr(pii_module, "detect_pii", lambda t: [])
+    pipe = DeidPipeline(transcriber=StubTranscriber(), anonymiser=NoisyAnonymiser())
+    snippets = pipe.process(two_utterances, rng=np.random.default_rng(2))
+    long_one = max(snippets, key=lambda s: len(s.audio))
+    n = len(long_one.audio)
+    assert n / SAMPLE_RATE > 2.0  # the stub's one word covers only 0.3-0.8 s
+    start = int((0.8 + 0.15 + 0.02) * SAMPLE_RATE)
+    assert np.abs(long_one.audio[start : n - int(0.02 * SAMPLE_RATE)]).max() == 0.0
+    assert np.abs(long_one.audio[: int(0.8 * SAMPLE_RATE)]).max() > 0.0
+    assert long_one.pii == [] and long_one.transcript == "secret"

@@ -140,7 +140,7 @@ class DeidPipeline:
         OS entropy and are never kept.
         """
         from earshot.pipeline.pii import detect_pii, mask_transcript
-        from earshot.pipeline.redact import redact_audio
+        from earshot.pipeline.redact import redact_audio, untranscribed_spans
 
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         spans = self.segment(audio)
@@ -153,13 +153,16 @@ class DeidPipeline:
                 pii = _clamp_spans(detect_pii(transcript), duration)
                 masked = mask_transcript(transcript, pii)
             with self.timings.measure("redact"):
-                redacted = redact_audio(piece, pii, margin_s=self.redact_margin_s)
+                # Audio no recognised word covers was never checked for personal data (often the
+                # digits the ASR gave up on): silence it too, in the audio only.
+                silenced = [*pii, *untranscribed_spans(transcript.words, duration)]
+                redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)
             with self.timings.measure("voice"):
                 voiced = self.anonymiser.anonymise(
                     redacted, rng if rng is not None else np.random.default_rng()
                 )
             with self.timings.measure("redact"):
-                final = redact_audio(_fit(voiced, len(piece)), pii, margin_s=self.redact_margin_s)
+                final = redact_audio(_fit(voiced, len(piece)), silenced, margin_s=self.redact_margin_s)
             out.append(
                 DeidSnippet(
                     audio=np.asarray(final, dtype=np.float32),
