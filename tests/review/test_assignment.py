@@ -146,3 +146,16 @@ def test_exclusions_are_index_lookups(pool):
 
         rows = s.scalars(select(ReviewerExclusion).where(ReviewerExclusion.reviewer_id == reviewer)).all()
         assert {(r.scope, r.key) for r in rows} == {("r", a[2]), ("c", a[3])}
+
+
+def test_canary_snippet_is_never_assigned(pool):
+    """A canary (synthetic, fake personal data) is out of every queue; requesting it is the alarm."""
+    from earshot.audit import monitoring
+
+    canary, ordinary = pool.fill(customers=2, graders=1)
+    with pool.deployment.db.session() as s:
+        monitoring.register_canary(s, canary, label="fake card number")
+        assert s.get(Snippet, canary).status == "canary"
+    taken = [_take(pool, pool.user()) for _ in range(3)]
+    snippet_ids = {t[1] for t in taken if t is not None}
+    assert snippet_ids == {ordinary}

@@ -191,12 +191,19 @@ def register_canary(
 
     The snippet must be kept out of every legitimate workflow (never queued or exported).
     """
+    from sqlalchemy import update
+
     from earshot.audit.services import record
+    from earshot.review.models import Snippet
 
     canary = session.get(AuditCanary, snippet_id)
     if canary is None:
         canary = AuditCanary(snippet_id=snippet_id, label=label[:64], created_at=utcnow())
         session.add(canary)
+        # Out of every legitimate workflow: never queued, assigned or exported again.
+        session.execute(
+            update(Snippet).where(Snippet.id == snippet_id).values(status="canary", in_flight=0)
+        )
         session.flush()
         record(
             session,
