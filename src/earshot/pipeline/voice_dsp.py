@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-N_FFT = 1024
+N_FFT = 256
 HOP = 128
 
 
@@ -106,30 +106,49 @@ def _princarg(phase: np.ndarray) -> np.ndarray:
     return (phase + np.pi) % (2 * np.pi) - np.pi
 
 
+def _nearest_peak(mag: np.ndarray) -> np.ndarray:
+    """For every bin, the index of the spectral peak whose region it belongs to (per frame)."""
+    n_frames, n_bins = mag.shape
+    k = np.arange(n_bins)
+    left_ok = np.concatenate([np.ones((n_frames, 1), bool), mag[:, 1:] > mag[:, :-1]], axis=1)
+    right_ok = np.concatenate([mag[:, :-1] >= mag[:, 1:], np.ones((n_frames, 1), bool)], axis=1)
+    peak = left_ok & right_ok
+    before = np.maximum.accumulate(np.where(peak, k, -1), axis=1)
+    after = np.minimum.accumulate(np.where(peak, k, n_bins)[:, ::-1], axis=1)[:, ::-1]
+    before = np.where(before < 0, after, before)
+    after = np.where(after >= n_bins, before, after)
+    return np.where(k - before <= after - k, before, after)
+
+
 def scale_excitation(
     spec: np.ndarray, log_env: np.ndarray, ratio: np.ndarray, hop: int = HOP
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pitch-scale the excitation (spectrum / envelope) of each frame by `ratio` (frames,).
 
     Returns (log-magnitude of the scaled excitation, phase) per frame and bin. Magnitudes are
-    read at bin k/ratio (reflected above Nyquist, where the excitation is noise-like);
-    phases advance with the source bin's instantaneous frequency times the ratio, so
-    harmonics stay coherent from frame to frame (phase vocoder).
+    read at bin k/ratio (reflected above Nyquist, where the excitation is noise-like). Phases
+    follow the phase vocoder with identity phase locking (Laroche & Dolson): each source bin
+    accumulates its instantaneous frequency times the ratio, and every bin in a peak's region
+    keeps its original phase offset to that peak, so harmonics stay coherent in time and
+    across bins.
     """
     n_frames, n_bins = spec.shape
     n_fft = 2 * (n_bins - 1)
     k = np.arange(n_bins)
-    log_exc = np.log(np.abs(spec) + 1e-10) - log_env
+    mag = np.abs(spec)
+    log_exc = np.log(mag + 1e-10) - log_env
     phase = np.angle(spec)
     omega_bin = 2 * np.pi * k * hop / n_fft
     dphi = np.diff(phase, axis=0, prepend=phase[:1] - omega_bin)
-    inst = omega_bin + _princarg(dphi - omega_bin)  # phase advance per hop, per bin
+    inst = omega_bin + _princarg(dphi - omega_bin)  # phase advance per hop, per source bin
+    adv = inst * ratio[:, None]
+    acc = np.cumsum(adv, axis=0) - adv[:1] + phase[:1]  # synthesis phase per source bin
     src = k[None, :] / ratio[:, None]
     src = np.where(src > n_bins - 1, 2 * (n_bins - 1) - src, src)  # reflect at Nyquist
     src = np.clip(src, 0, n_bins - 1)
     new_log_exc = warp_bins(log_exc, src)
-    near = np.rint(src).astype(np.intp)
     rows = np.arange(n_frames)[:, None]
-    adv = inst[rows, near] * ratio[:, None]
-    new_phase = np.cumsum(adv, axis=0) - adv[:1, :] + phase[:1, :]
+    j = np.rint(src).astype(np.intp)
+    pk = _nearest_peak(mag)[rows, j]
+    new_phase = acc[rows, pk] + phase[rows, j] - phase[rows, pk]
     return new_log_exc, new_phase
