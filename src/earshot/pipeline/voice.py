@@ -38,11 +38,14 @@ class AnonymiserConfig:
     pitch_follow: tuple[float, float] = (1.0, 1.0)  # exponent range for "follow"
     f0_target_hz: tuple[float, float] = (90.0, 250.0)  # log-uniform target median F0
     min_shift_semitones: float = 2.0  # target at least this far from the speaker's own F0
-    formant_factor: tuple[float, float] = (0.78, 1.28)  # log-uniform frequency-axis warp
-    formant_min_change: float = 1.08  # factor kept at least this far from 1 (either direction)
+    max_up_semitones: float = 6.0  # larger upward shifts cost ASR accuracy (measured)
+    max_down_semitones: float = 12.0
+    formant_factor: tuple[float, float] = (0.88, 1.28)  # log-uniform frequency-axis warp
+    formant_min_change: float = 1.06  # factor kept at least this far from 1 (either direction)
     formant_follow_pitch: float = 0.0  # extra warp = pitch ratio ** this
+    formant_same_direction: bool = False  # formants move up when the pitch moves up
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
-    coloration_db: float = 4.0  # std of a random smooth spectral coloration
+    coloration_db: float = 0.0  # std of a random smooth spectral coloration
     lifter: int = 36  # cepstral terms kept for the envelope
     high_band_lifter: int = 0  # >0: above high_band_hz use an envelope this smooth
     high_band_hz: tuple[float, float] = (2500.0, 4000.0)  # crossfade band
@@ -83,14 +86,18 @@ def median_f0(x: np.ndarray, voicing_threshold: float = 0.45) -> float | None:
     return float(np.median(f0[voiced])) if voiced.sum() >= 3 else None
 
 
-def _draw_formant(rng: np.random.Generator, bounds: tuple[float, float], min_change: float) -> float:
-    """Log-uniform factor in `bounds`, excluding (1/min_change, min_change) around 1."""
-    lo, hi = np.log(bounds[0]), np.log(bounds[1])
-    gap = np.log(max(min_change, 1.0))
+def _uniform_excluding(u: float, lo: float, hi: float, gap: float) -> float:
+    """Map u in [0, 1) uniformly onto [lo, hi] minus the open band (-gap, gap)."""
     a, b = max(lo, -gap), min(hi, gap)
     excl = max(0.0, b - a)
-    t = lo + rng.uniform() * (hi - lo - excl)
-    return float(np.exp(t + excl if excl > 0 and t >= a else t))
+    t = lo + u * (hi - lo - excl)
+    return float(t + excl if excl > 0 and t >= a else t)
+
+
+def _draw_formant(rng: np.random.Generator, bounds: tuple[float, float], min_change: float) -> float:
+    """Log-uniform factor in `bounds`, excluding (1/min_change, min_change) around 1."""
+    u = rng.uniform()
+    return float(np.exp(_uniform_excluding(u, np.log(bounds[0]), np.log(bounds[1]), np.log(min_change))))
 
 
 class VoiceAnonymiser:
@@ -106,19 +113,24 @@ class VoiceAnonymiser:
         c = self.config
         lo, hi = np.log(c.f0_target_hz[0]), np.log(c.f0_target_hz[1])
         u = rng.uniform()
-        gap = c.min_shift_semitones * np.log(2) / 12
-        if src_f0 is not None and gap > 0:
-            # uniform over [lo, hi] minus the band of +-gap around the speaker's own F0
+        semi = np.log(2) / 12
+        if src_f0 is not None:
+            # shift (log) within the target range, the allowed up/down limits, and away from 0
             s = np.log(src_f0)
-            a, b = max(lo, s - gap), min(hi, s + gap)
-            excl = max(0.0, b - a)
-            t = lo + u * (hi - lo - excl)
-            target = float(np.exp(t + excl if excl > 0 and t >= a else t))
+            shift_lo = max(lo - s, -c.max_down_semitones * semi)
+            shift_hi = min(hi - s, c.max_up_semitones * semi)
+            if shift_hi < shift_lo:  # speaker far outside the target range: nearest limit
+                shift_lo = shift_hi = shift_lo if lo - s > 0 else shift_hi
+            shift = _uniform_excluding(u, shift_lo, shift_hi, c.min_shift_semitones * semi)
+            target = float(src_f0 * np.exp(shift))
         else:
             target = float(np.exp(lo + u * (hi - lo)))
+        formant = _draw_formant(rng, c.formant_factor, c.formant_min_change)
+        if c.formant_same_direction and src_f0 is not None:
+            formant = float(np.exp(abs(np.log(formant)) * np.sign(np.log(target / src_f0))))
         return {
             "f0_target": target,
-            "formant": _draw_formant(rng, c.formant_factor, c.formant_min_change),
+            "formant": formant,
             "color": rng.standard_normal(8),
             "fallback_ratio": _log_uniform(rng, 0.75, 1.33),
             "bands": rng.standard_normal(len(_ANCHORS_HZ)),
