@@ -46,6 +46,7 @@ class AnonymiserConfig:
     formant_same_direction: bool = False  # formants move up when the pitch moves up
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
     coloration_db: float = 0.0  # std of a random smooth spectral coloration
+    contrast: tuple[float, float] = (0.75, 1.3)  # log-uniform factor on envelope peak-to-valley
     lifter: int = 36  # cepstral terms kept for the envelope
     high_band_lifter: int = 0  # >0: above high_band_hz use an envelope this smooth
     high_band_hz: tuple[float, float] = (2500.0, 4000.0)  # crossfade band
@@ -139,6 +140,7 @@ class VoiceAnonymiser:
             "chorus": rng.uniform(0, 1, (max(c.chorus_voices, 1), 3)),
             "noise_seed": int(rng.integers(2**31)),
             "tempo": _log_uniform(rng, *c.tempo),
+            "contrast": _log_uniform(rng, *c.contrast),
             "drift": rng.uniform(0, 2 * np.pi, 2),
         }
 
@@ -215,6 +217,9 @@ class VoiceAnonymiser:
                 adjust = adjust + c.coloration_db * color_db * np.log(10) / 20
             new_env = new_env + adjust[None, :]
 
+        if p["contrast"] != 1.0:
+            level = new_env.mean(axis=1, keepdims=True)
+            new_env = level + p["contrast"] * (new_env - level)
         out_spec = np.exp(new_log_exc + new_env) * np.exp(1j * new_phase)
         y = istft(out_spec, len(x), n_fft, hop)
         if c.chorus_voices > 0:
