@@ -22,7 +22,11 @@ class SpeakerEncoder:
     """resemblyzer d-vector encoder (weights ship inside the PyPI package; loads offline)."""
 
     def __init__(self) -> None:
-        from resemblyzer import VoiceEncoder
+        import warnings
+
+        with warnings.catch_warnings():  # webrtcvad imports the deprecated pkg_resources
+            warnings.simplefilter("ignore", UserWarning)
+            from resemblyzer import VoiceEncoder
 
         self._enc = VoiceEncoder("cpu", verbose=False)
 
