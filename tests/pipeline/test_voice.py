@@ -70,3 +70,27 @@ def test_silence_stays_silent_and_finite() -> None:
     x = np.zeros(SAMPLE_RATE, dtype=np.float32)
     y = VoiceAnonymiser().anonymise(x, np.random.default_rng(0))
     assert np.all(np.isfinite(y)) and np.max(np.abs(y)) < 1e-3
+
+
+def test_pitch_moves_to_a_different_target() -> None:
+    from earshot.pipeline.voice import median_f0
+
+    x = _voice_like(seconds=2.0, f0=120.0)
+    src = median_f0(x.astype(np.float64))
+    assert src is not None and abs(12 * np.log2(src / 120.0)) < 1.0
+    shifts = []
+    for seed in range(6):
+        y = VoiceAnonymiser().anonymise(x, np.random.default_rng(seed))
+        out = median_f0(y.astype(np.float64))
+        assert out is not None
+        shifts.append(12 * np.log2(out / src))
+    # every snippet moved by at least ~2 semitones, and not all by the same amount
+    assert min(abs(s) for s in shifts) > 1.5
+    assert np.ptp(shifts) > 1.0
+
+
+def test_non_finite_input_does_not_crash() -> None:
+    x = _voice_like()
+    x[100:200] = np.nan
+    y = VoiceAnonymiser().anonymise(x, np.random.default_rng(0))
+    assert np.all(np.isfinite(y)) and len(y) == len(x)
