@@ -212,6 +212,18 @@ def load(dep: Deployment, args: argparse.Namespace) -> list[str]:
     return reviewers
 
 
+def existing_reviewers(dep: Deployment, n: int) -> list[str]:
+    """The reviewer ids a previous `load` created in a kept schema (bench-0, bench-1, ...)."""
+    with dep.db.session() as s:
+        rows = s.execute(
+            sa.text("select id, email from users where email like 'bench-%@example.org'")
+        ).all()
+    by_index = {int(email.split("-", 1)[1].split("@", 1)[0]): uid for uid, email in rows}
+    if len(by_index) < n:
+        raise SystemExit(f"the kept schema has {len(by_index)} reviewers, {n} asked for")
+    return [by_index[i] for i in range(n)]
+
+
 _local = threading.local()
 
 
@@ -379,7 +391,13 @@ def main() -> int:
     ap.add_argument("--think-s", type=float, default=5.0, help="mean pause after each grade")
     ap.add_argument("--pool", type=int, default=60, help="database connections of the process")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--keep", action="store_true", help="keep the bench schema")
+    ap.add_argument("--keep", action="store_true", help="keep the bench schema (and its data dir)")
+    ap.add_argument(
+        "--schema",
+        default=None,
+        help="bench schema name: loaded if missing, reused as is if present (implies --keep); "
+        "its data dir is /dev/shm/earshot-<schema>",
+    )
     ap.add_argument(
         "--levels",
         type=lambda v: [int(x) for x in v.split(",")],
@@ -398,14 +416,22 @@ def main() -> int:
         monitoring.check_event = lambda *_a, **_k: None
         print("diagnostic run: audit monitoring rules disabled")
 
-    schema = "bench_" + secrets.token_hex(4)
+    schema = args.schema or "bench_" + secrets.token_hex(4)
+    args.keep = args.keep or args.schema is not None
     admin = sa.create_engine(args.database_url)
     print(machine_info(admin))
     with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    data_dir = tempfile.mkdtemp(
-        prefix="earshot-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
-    )
+        reuse = c.execute(
+            sa.text("select 1 from pg_namespace where nspname = :s"), {"s": schema}
+        ).first() is not None
+        if not reuse:
+            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    if args.schema:
+        data_dir = os.path.join(shm, f"earshot-{schema}")
+        os.makedirs(data_dir, exist_ok=True)
+    else:
+        data_dir = tempfile.mkdtemp(prefix="earshot-bench-", dir=shm)
     dep = Deployment.open(load_settings(data_dir, database_url=_schema_url(args.database_url, schema)))
     try:
         # One engine for every reviewer thread, sized like an app server's pool.
@@ -414,9 +440,15 @@ def main() -> int:
         dep.db.sessionmaker = sessionmaker(dep.db.engine, expire_on_commit=False)
         count_statements(dep.db.engine)
         set_policy(dep, ReviewPolicy(gold_rate=0.0, quota_per_hour=10_000, quota_per_shift=100_000))
-        print(f"loading into schema {schema} ...", flush=True)
         args.reviewers = max([args.reviewers, *(args.levels or [])])
-        reviewers = load(dep, args)
+        if reuse:
+            reviewers = existing_reviewers(dep, args.reviewers)
+            with dep.db.session() as s:
+                queued = s.execute(sa.text("select count(*) from snippets where status = 'queued'")).scalar()
+            print(f"reusing schema {schema} (data dir {data_dir}): {queued} queued snippets", flush=True)
+        else:
+            print(f"loading into schema {schema} (data dir {data_dir}) ...", flush=True)
+            reviewers = load(dep, args)
         met = True
         for level in args.levels or [args.reviewers]:
             met = run_level(dep, reviewers[:level], args) and met
@@ -426,10 +458,12 @@ def main() -> int:
         if not args.keep:
             with admin.begin() as c:
                 c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        import shutil
+            import shutil
 
-        shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            print(f"kept schema {schema} and data dir {data_dir} (reuse with --schema {schema})")
+        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -217,3 +217,48 @@ def test_moving_between_addresses_after_logging_out_raises_nothing(dep, clock):
     clock.advance(minutes=20)  # long after the last activity from .40
     emit(dep, UID, events.LOGIN, ip="10.1.2.41")
     assert alerts(dep, "session_overlap") == []
+
+
+def test_an_alert_names_the_record_that_raised_it(dep, clock):
+    """Rules judge an event before its append locks the log's head; the alert still gets its seq."""
+    from sqlalchemy import select
+
+    from earshot.audit.models import AuditRecord
+
+    for _ in range(4):
+        emit(dep, R1, events.AUDIO_DELIVERED, target="snippet-y")
+        clock.advance(minutes=1)
+    with dep.db.session() as session:
+        alert = session.scalars(select(Alert).where(Alert.rule == "snippet_replay")).one()
+        rec = session.get(AuditRecord, alert.record_seq)
+        assert rec is not None and rec.action == events.AUDIO_DELIVERED and rec.target == "snippet-y"
+        assert rec.seq == 4 and rec.at == alert.created_at
+
+
+def test_concurrent_monitored_appends_leave_a_verifiable_log(dep):
+    import threading
+
+    from earshot.audit.checkpoints import create_checkpoint
+    from earshot.audit.verify import verify_deployment
+
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            for i in range(15):
+                emit(dep, f"user:r{k}", events.AUDIO_DELIVERED, target=f"s{k}-{i % 3}", ip=f"10.0.{k}.1")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert create_checkpoint(dep) is not None
+    report = verify_deployment(dep)
+    assert report.ok and report.records == 60
+    # each reviewer heard each of their 3 snippets 5 times: one replay alert per reviewer and snippet
+    replays = sorted((a[1], a[3]) for a in alerts(dep, "snippet_replay"))
+    assert replays == sorted((f"user:r{k}", f"s{k}-{j}") for k in range(4) for j in range(3))

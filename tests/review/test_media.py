@@ -115,6 +115,35 @@ def test_play_returns_watermarked_wav_once(dep, speech) -> None:
         redeem(dep, token, "sess-1", rid)
 
 
+def test_redeem_watermarks_before_taking_the_audit_lock(dep, speech, monkeypatch) -> None:
+    """The audit append locks the log's head until commit: decrypting and watermarking come first."""
+    from earshot.audit import services as audit_services
+
+    (rid,), (aid,) = leased(dep, speech)
+    token = issue(dep, "sess-1", rid, aid)
+    order: list[str] = []
+    real_mark, real_record = media.watermarked_wav, audit_services.record
+
+    def mark(*args, **kwargs):
+        order.append("watermark")
+        return real_mark(*args, **kwargs)
+
+    def record(session, **kwargs):
+        order.append(kwargs["action"])
+        return real_record(session, **kwargs)
+
+    monkeypatch.setattr(media, "watermarked_wav", mark)
+    monkeypatch.setattr(audit_services, "record", record)
+    wav = redeem(dep, token, "sess-1", rid)
+    assert wav[:4] == b"RIFF"
+    assert order == ["watermark", "audio.delivered"]
+    with dep.db.session() as s:
+        assert s.scalar(
+            select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "audio.delivered")
+        ) == 1
+        assert s.get(Assignment, aid).deliveries == 1
+
+
 def test_expired_token_is_not_found(dep, speech) -> None:
     (rid,), (aid,) = leased(dep, speech)
     token = issue(dep, "sess-1", rid, aid)

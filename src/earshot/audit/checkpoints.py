@@ -107,13 +107,14 @@ def create_checkpoint(deployment: Deployment, *, force: bool = False) -> Checkpo
     the log is empty.
     """
     ctx = audit_context.install(deployment)
-    with ctx.lock:
+    with ctx.checkpointing:
+        with ctx.lock:
+            covered = ctx.pending  # commits counted so far; later ones may not be in this head
         with deployment.db.session() as session:
             size, root = head(session)
             latest = latest_checkpoint(session)
             if size == 0 or (not force and latest is not None and latest.tree_size >= size):
-                ctx.pending = 0
-                ctx.last_checkpoint = time.monotonic()
+                _reset(ctx, covered)
                 return None
             at = utcnow()
             cp = Checkpoint(size, root, at, ctx.keys.key_id, ctx.keys.sign_checkpoint(size, root, at))
@@ -126,9 +127,15 @@ def create_checkpoint(deployment: Deployment, *, force: bool = False) -> Checkpo
             # The file line is durable before the database commit: a crash in between leaves a
             # checkpoint that `verify` reports as missing from the database (never a silent gap).
             append_to_file(ctx.checkpoint_file, cp)
-        ctx.pending = 0
-        ctx.last_checkpoint = time.monotonic()
+        _reset(ctx, covered)
         return cp
+
+
+def _reset(ctx: audit_context.AuditContext, covered: int) -> None:
+    """Restart the interval counters after a checkpoint that covered `covered` counted records."""
+    with ctx.lock:
+        ctx.pending = max(0, ctx.pending - covered)
+        ctx.last_checkpoint = time.monotonic()
 
 
 def maybe_checkpoint(deployment: Deployment) -> Checkpoint | None:

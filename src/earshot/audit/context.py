@@ -50,7 +50,9 @@ class AuditContext:
     every_seconds: float = DEFAULT_CHECKPOINT_SECONDS
     pending: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards the counters only
+    # Held while a checkpoint is being signed and stored; committers never wait for it.
+    checkpointing: threading.RLock = field(default_factory=threading.RLock)
     monitor_policy: object | None = None  # monitoring.MonitorPolicy, built on first use
 
     def due(self) -> bool:
@@ -111,12 +113,18 @@ def _after_commit(session: Session) -> None:
         ctx.pending += appended
         if not ctx.due():
             return
+    # One committer signs; the others carry on (the checkpoint in progress, or the next one, covers
+    # their records) instead of queueing behind its file fsync and database commit.
+    if not ctx.checkpointing.acquire(blocking=False):
+        return
     try:
         from earshot.audit.checkpoints import create_checkpoint
 
         create_checkpoint(ctx.deployment)
     except Exception as exc:  # noqa: BLE001 - the action is committed; a later checkpoint covers it
         log.error("interval checkpoint failed: %s", type(exc).__name__)
+    finally:
+        ctx.checkpointing.release()
 
 
 @event.listens_for(Session, "after_rollback")

@@ -302,6 +302,7 @@ class _Facts:
     device: str | None = None
     other_live_sessions: int = 0
     session_fresh: bool = False  # this session was seen moments ago: no need to touch its row
+    self_uncounted: int = 0  # 1 when the event is judged before it is stored (counts add it)
 
 
 def _facts(session: Session, rec: AuditRecord) -> _Facts:
@@ -524,7 +525,7 @@ def _rule_denied_burst(
             )
         )
         or 0
-    )
+    ) + facts.self_uncounted
     if count < policy.denied_max or _recent_alert(session, "denied_burst", key, since):
         return []
     return [
@@ -646,10 +647,17 @@ _RULES = (
 )
 
 
-def check_event(session: Session, record: AuditRecord) -> list[Alert]:
-    """Run every rule on one appended record; returns the alerts raised (already in the session)."""
+def check_event(session: Session, record: AuditRecord, *, stored: bool = True) -> list[Alert]:
+    """Run every rule on one record; returns the alerts raised (already in the session).
+
+    `stored=False`: the record is about to be appended in this transaction but is not in the table
+    yet (`record` judges it before locking the log's head), so the counts include it themselves.
+    """
     policy = policy_for(session)
     facts = _facts(session, record)
+    facts.self_uncounted = 0 if stored else 1
+    facts.deliveries_hour += facts.self_uncounted if record.action == events.AUDIO_DELIVERED else 0
+    facts.deliveries_of_target += facts.self_uncounted if record.action == events.AUDIO_DELIVERED else 0
     raised: list[Alert] = []
     for rule in _RULES:
         raised.extend(rule(session, record, policy, facts))

@@ -12,10 +12,11 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, LargeBinary, TextClause, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -196,6 +197,46 @@ def _save_head(conn: Connection, frontier: Frontier, nodes: list[dict[str, Any]]
     )
 
 
+def _write(
+    conn: Connection, rows: list[dict[str, Any]], frontier: Frontier, nodes: list[dict[str, Any]]
+) -> None:
+    """Insert the records and node hashes and write the head back: one statement on PostgreSQL."""
+    head_values = {"n": frontier.size, "f": frontier.to_bytes(), "r": frontier.root(), "u": utcnow()}
+    if conn.dialect.name != "postgresql" or len(rows) != 1:
+        conn.execute(_INSERT_RECORD, rows)
+        _save_head(conn, frontier, nodes)
+        return
+    params: dict[str, Any] = {**rows[0], **head_values}
+    for i, node in enumerate(nodes):
+        params.update({f"l{i}": node["level"], f"i{i}": node["idx"], f"h{i}": node["hash"]})
+    conn.execute(_combined_write(len(nodes)), params)
+
+
+@lru_cache(maxsize=16)
+def _combined_write(n_nodes: int) -> TextClause:
+    """WITH record AS (INSERT ...), nodes AS (INSERT ...) UPDATE audit_head ...: one round trip."""
+    parts = [
+        "WITH rec AS (INSERT INTO audit_records (seq, at, actor, action, target, ip, outcome, details, "
+        "leaf_hash, mac) VALUES (:seq, :at, :actor, :action, :target, :ip, :outcome, :details, "
+        ":leaf_hash, :mac))"
+    ]
+    if n_nodes:
+        values = ", ".join(f"(:l{i}, :i{i}, :h{i})" for i in range(n_nodes))
+        parts.append(f", nodes AS (INSERT INTO audit_nodes (level, idx, hash) VALUES {values})")  # noqa: S608 - placeholders only
+    parts.append(" UPDATE audit_head SET size = :n, frontier = :f, root = :r, updated_at = :u WHERE id = :id")
+    binds = [
+        bindparam("at", type_=_RECORDS.c.at.type),
+        bindparam("u", type_=_HEAD.c.updated_at.type),
+        bindparam("leaf_hash", type_=LargeBinary()),
+        bindparam("mac", type_=LargeBinary()),
+        bindparam("f", type_=LargeBinary()),
+        bindparam("r", type_=LargeBinary()),
+        bindparam("id", value=HEAD_ID),
+        *(bindparam(f"h{i}", type_=LargeBinary()) for i in range(n_nodes)),
+    ]
+    return text("".join(parts)).bindparams(*binds)
+
+
 def record(
     session: Session,
     *,
@@ -207,18 +248,30 @@ def record(
     details: dict[str, Any] | None = None,
     monitor: bool = True,
 ) -> AuditRecord:
-    """Append one event to the log inside `session`'s transaction (and run the monitoring rules)."""
+    """Append one event to the log inside `session`'s transaction (and run the monitoring rules).
+
+    The head row stays locked from here until the caller commits, and every audited request in the
+    deployment queues on it, so the critical section is kept to three round trips: lock the head,
+    write record + nodes + head in one statement, commit. Everything else happens before the lock:
+    the monitoring rules judge the event as it will be stored (they count it themselves), and an
+    alert they raise gets the record's `seq` once it is known.
+    """
     details_text = _check_details(details)
     conn = session.connection()
-    frontier = _locked_head(session, conn)
     at = clock()
-    seq = frontier.size + 1
-    leaf = leaf_hash(
-        entry_bytes(
-            seq, at.astimezone(UTC).strftime(TIME_FORMAT), actor, action, target, ip, outcome, details_text
+    at_text = at.astimezone(UTC).strftime(TIME_FORMAT)
+    alerts = []
+    if monitor:
+        from earshot.audit.monitoring import check_event
+
+        pending = AuditRecord(
+            at=at, actor=actor, action=action, target=target, ip=ip, outcome=outcome, details=details_text
         )
-    )
+        alerts = check_event(session, pending, stored=False)
     ctx = audit_context.context_for(session)
+    frontier = _locked_head(session, conn)
+    seq = frontier.size + 1
+    leaf = leaf_hash(entry_bytes(seq, at_text, actor, action, target, ip, outcome, details_text))
     values = {
         "seq": seq,
         "at": at,
@@ -231,17 +284,14 @@ def record(
         "leaf_hash": leaf,
         "mac": ctx.keys.mac(leaf) if ctx else None,
     }
-    conn.execute(_INSERT_RECORD, values)
-    _save_head(conn, frontier, _stored_nodes(frontier.append(leaf)))
+    _write(conn, [values], frontier, _stored_nodes(frontier.append(leaf)))
     # Hand the caller a persistent ORM object without a second INSERT.
     rec = AuditRecord(**values)
     make_transient_to_detached(rec)
     session.add(rec)
     audit_context.note_appended(session)
-    if monitor:
-        from earshot.audit.monitoring import check_event
-
-        check_event(session, rec)
+    for alert in alerts:
+        alert.record_seq = seq  # written with the commit's flush
     return rec
 
 
@@ -278,8 +328,7 @@ def record_many(session: Session, events: Iterable[Event], *, monitor: bool = Tr
         nodes.extend(_stored_nodes(frontier.append(leaf)))
     if not rows:
         return 0
-    conn.execute(_INSERT_RECORD, rows)
-    _save_head(conn, frontier, nodes)
+    _write(conn, rows, frontier, nodes)
     audit_context.note_appended(session, len(rows))
     if monitor:
         from earshot.audit.monitoring import check_event

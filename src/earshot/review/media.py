@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from earshot.audit import services as audit
 from earshot.database import utcnow
@@ -149,12 +150,19 @@ def redeem(
     )
     if claimed.rowcount != 1:  # a concurrent request spent it first
         raise _refuse(session, reviewer_id, "used", ip, delivery.id)
-    session.refresh(delivery)
+    set_committed_value(delivery, "used_at", now)  # what the UPDATE wrote, without reading it back
+    set_committed_value(delivery, "ip", ip)
     try:
-        wav = services.task_audio(session, deployment, reviewer_id, delivery.assignment_id, ip=ip)
+        assignment, snippet, wav = services.task_audio_source(
+            session, deployment, reviewer_id, delivery.assignment_id
+        )
     except services.NotFound as exc:
         raise MediaNotFound("not found") from exc
-    return watermarked_wav(wav, delivery.mark, watermark_key(deployment))
+    # Decrypt and watermark first: the audit append below locks the log's head until the caller
+    # commits, so nothing slow may happen after it.
+    marked = watermarked_wav(wav, delivery.mark, watermark_key(deployment))
+    services.record_delivery(session, reviewer_id, assignment, snippet, ip=ip)
+    return marked
 
 
 def deliver_direct(

@@ -251,6 +251,14 @@ def task_audio(
 ) -> bytes:
     """Decrypt the snippet audio for the reviewer holding the lease; recorded on the lease and in the log."""
     assignment, snippet, audio = task_audio_source(session, deployment, reviewer_id, assignment_id)
+    record_delivery(session, reviewer_id, assignment, snippet, ip=ip)
+    return audio
+
+
+def record_delivery(
+    session: Session, reviewer_id: str, assignment: Assignment, snippet: Snippet, *, ip: str | None = None
+) -> None:
+    """Note the delivery on the lease and append its audit record (last: it locks the log's head)."""
     note_delivery(session, assignment)
     audit.record(
         session,
@@ -260,7 +268,6 @@ def task_audio(
         ip=ip,
         details={"assignment": assignment.id, "duration_s": snippet.duration_s},
     )
-    return audio
 
 
 def mark_played(
