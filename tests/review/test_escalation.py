@@ -212,3 +212,31 @@ def test_personal_data_masked_in_the_transcript_too(pool):
     with dep.db.session() as s:
         assert s.get(Assignment, b).snippet_id == sid
         assert services.task_view(s, dep, bob, b).transcript == "my number is [OTHER]"
+
+
+def test_lead_audio_is_prepared_before_the_audit_append(pool, monkeypatch):
+    """The lead's delivery is watermarked before the audit record locks the log's head."""
+    from earshot.audit import services as audit_services
+
+    pool.fill(1)
+    dep = pool.deployment
+    alice, lead = pool.user(), pool.user("lead")
+    a = _lease(pool, alice)
+    with dep.db.session() as s:
+        esc_id = escalation.flag(s, dep, alice, a, "sensitive").escalation_id
+    order: list[str] = []
+    real_record = audit_services.record
+
+    def record(session, **kwargs):
+        order.append(kwargs["action"])
+        return real_record(session, **kwargs)
+
+    def prepare(snippet, wav):
+        order.append("prepare")
+        return b"marked:" + wav
+
+    monkeypatch.setattr(audit_services, "record", record)
+    with dep.db.session() as s:
+        audio = escalation.escalation_audio(s, dep, lead, esc_id, prepare=prepare)
+    assert audio.startswith(b"marked:RIFF")
+    assert order == ["prepare", "audio.delivered"]

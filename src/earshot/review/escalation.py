@@ -19,6 +19,7 @@ Handling procedure (shown to leads on the escalation page, and enforced here):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -335,14 +336,26 @@ def get_open(session: Session, escalation_id: str) -> Escalation:
 
 
 def escalation_audio(
-    session: Session, deployment: Deployment, lead_id: str, escalation_id: str, *, ip: str | None = None
+    session: Session,
+    deployment: Deployment,
+    lead_id: str,
+    escalation_id: str,
+    *,
+    ip: str | None = None,
+    prepare: Callable[[Snippet, bytes], bytes] | None = None,
 ) -> bytes:
-    """A lead listens to an escalated snippet (audited)."""
+    """A lead listens to an escalated snippet (audited).
+
+    `prepare` (e.g. recording the delivery and watermarking it) runs on the decrypted audio before the
+    audit append, which locks the log's head until commit: nothing slow may follow it.
+    """
     esc = get_open(session, escalation_id)
     snippet = session.get(Snippet, esc.snippet_id)
     if snippet is None or snippet.audio_blob_id is None:
         raise NotFound("no such open escalation")
     audio = deployment.vault.get_blob(session, snippet.customer_id, snippet.audio_blob_id)
+    if prepare is not None:
+        audio = prepare(snippet, audio)
     audit.record(
         session,
         actor=f"user:{lead_id}",

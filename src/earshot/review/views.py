@@ -436,17 +436,20 @@ def api_escalation_audio(
     _vetted(session, principal)
     ip = client_ip(request)
 
-    def deliver() -> bytes:
-        esc = escalation.get_open(session, escalation_id)
-        wav = escalation.escalation_audio(session, deployment, principal.user_id, escalation_id, ip=ip)
+    def watermark(snippet: Snippet, wav: bytes) -> bytes:
         return media.deliver_direct(
             session,
             deployment,
             user_id=principal.user_id,
-            snippet_id=esc.snippet_id,
+            snippet_id=snippet.id,
             wav=wav,
             principal_session_id=principal.session_id,
             ip=ip,
+        )
+
+    def deliver() -> bytes:
+        return escalation.escalation_audio(
+            session, deployment, principal.user_id, escalation_id, ip=ip, prepare=watermark
         )
 
     audio = _errors(deliver)
