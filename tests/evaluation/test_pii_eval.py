@@ -17,6 +17,7 @@ from earshot.evaluation.pii_eval import (
     build_sentences,
     coverage,
     recovered,
+    silenced_share,
     summarise,
     text_digits,
     wav_bytes_to_audio,
@@ -90,6 +91,26 @@ def test_coverage_of_value_speech() -> None:
     assert coverage(audio, extent, [], 0.0, heard=[]) == 1.0
 
 
+def test_silenced_share_is_measured_on_the_output_audio() -> None:
+    audio = np.full(SAMPLE_RATE * 3, 0.5, np.float32)
+    extent = (1.0, 2.0)
+    # one snippet covering everything, the value's second half silenced in the output
+    out = audio.copy()
+    out[int(1.5 * SAMPLE_RATE) : 2 * SAMPLE_RATE] = 0.0
+    assert silenced_share(audio, extent, [(0.0, out)]) == pytest.approx(0.5, abs=0.01)
+    # the same, but the snippet starts at 0.5 s of the input: alignment is by start time
+    assert silenced_share(audio, extent, [(0.5, out[int(0.5 * SAMPLE_RATE) :])]) == pytest.approx(
+        0.5, abs=0.01
+    )
+    # anonymised (changed but not silent) audio is still audible
+    assert silenced_share(audio, extent, [(0.0, audio * -0.3)]) == 0.0
+    # speech outside every snippet is never heard
+    assert silenced_share(audio, extent, [(0.0, audio[: int(1.25 * SAMPLE_RATE)])]) == pytest.approx(
+        0.75, abs=0.01
+    )
+    assert silenced_share(audio, extent, []) == 1.0
+
+
 def test_wav_bytes_with_streamed_header() -> None:
     rate = 22050
     t = np.arange(rate) / rate
@@ -112,7 +133,8 @@ def _row(typ: str, orig: bool, audio: bool, text: bool, cov: float = 1.0, **kw: 
     base = {
         "type": typ, "form": "digits", "orig_full": orig, "orig_part": orig,
         "audio_full": audio, "audio_part": audio, "text_full": text, "text_part": text,
-        "coverage": cov, "other_ref": 4, "other_heard_orig": 4, "other_heard_deid": 4,
+        "coverage": cov, "value_silenced": cov, "other_speech_s": 2.0,
+        "other_speech_audible_s": 2.0, "other_ref": 4, "other_heard_orig": 4, "other_heard_deid": 4,
         "other_in_asr": 4, "other_in_masked": 4, "masked_words": 2, "false_masked_words": 0,
     }  # fmt: skip
     base.update(kw)
@@ -132,9 +154,27 @@ def test_summarise_recall_precision_and_pass() -> None:
     assert s["per_type"]["PHONE"]["speech_covered_share"] == round(20 / 21, 4)
     assert s["precision_words"] == round(1 - 1 / (2 * 23 + 1), 4)
     assert s["control_sentences_with_detection"] == 1
+    assert digits["listener_recall"] == round(20 / 21, 4)
+    assert s["non_pii_speech_audible"] == 1.0
     assert s["pass"] is True
     rows.append(_row("NAME", True, True, True))
     assert summarise(rows)["pass"] is False  # names at 0.5
+    assert summarise(rows)["verdicts"]["name_recall"] is False
+
+
+def test_a_value_a_listener_still_hears_fails_even_if_no_asr_gets_it() -> None:
+    rows = [_row("EMAIL", False, False, False, cov=0.2) for _ in range(4)]
+    rows += [_row("PHONE", True, False, False), _row("NAME", True, False, False)]
+    s = summarise(rows)
+    assert s["groups"]["email"]["audio_recall"] is None  # the ASR never got one
+    assert s["verdicts"]["email_recall"] is False and s["pass"] is False
+
+
+def test_silencing_everything_fails_the_audible_words_target() -> None:
+    rows = [_row("PHONE", True, False, False, other_speech_audible_s=0) for _ in range(5)]
+    rows += [_row("EMAIL", True, False, False), _row("NAME", True, False, False)]
+    s = summarise(rows)
+    assert s["non_pii_speech_audible"] < 0.8 and s["verdicts"]["non_pii_audible"] is False
 
 
 def test_progress_accepts_both_callback_styles() -> None:
@@ -171,4 +211,6 @@ def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "pii_eval.json").is_file()
     phone = summary["per_type"]["PHONE"]
     assert phone["speech_covered_share"] == 1.0
+    assert phone["listener_recall"] == 1.0  # measured on the output audio
+    assert summary["non_pii_speech_audible"] > 0.8
     assert summary["groups"]["digits"]["text_recall"] in (None, 1.0)

@@ -304,30 +304,61 @@ def _trim(x: Audio, threshold: float = 0.01, keep_s: float = 0.05) -> Audio:
 
 
 def synthesize_planted(item: Planted, voice: str) -> tuple[Audio, tuple[float, float] | None]:
-    """The sentence as audio, and where the planted value is in it (seconds), if any.
+    """The sentence as audio, and where the planted value is in it (seconds), if any."""
+    audio, extents = synthesize_parts(item, voice)
+    return audio, extents.get("value")
+
+
+def synthesize_parts(item: Planted, voice: str) -> tuple[Audio, dict[str, tuple[float, float]]]:
+    """The sentence as audio, and where each of its parts is (seconds): "before", "value",
+    "after" for a planted sentence, "all" for a control sentence.
 
     Before, value and after are synthesised separately and joined with 100 ms pauses, so
-    the value's exact extent is known: the bleep coverage can then be measured without
-    trusting any ASR.
+    every part's exact extent is known: what a listener can still hear of the value and of
+    the ordinary words can then be measured without trusting any ASR.
     """
     before, value, after = item.parts
     if not value:
-        return synthesize(item.say, voice), None
-    pieces = [_trim(synthesize(t, voice)) if t else None for t in (before, value, after)]
+        audio = synthesize(item.say, voice)
+        return audio, {"all": (0.0, len(audio) / SAMPLE_RATE)}
     out: list[Audio] = []
-    extent = (0.0, 0.0)
+    extents: dict[str, tuple[float, float]] = {}
     pos = 0
-    for k, piece in enumerate(pieces):
-        if piece is None:
+    for role, text in (("before", before), ("value", value), ("after", after)):
+        if not text:
             continue
+        piece = _trim(synthesize(text, voice))
         if out:
             out.append(_GAP)
             pos += len(_GAP)
-        if k == 1:
-            extent = (pos / SAMPLE_RATE, (pos + len(piece)) / SAMPLE_RATE)
+        extents[role] = (pos / SAMPLE_RATE, (pos + len(piece)) / SAMPLE_RATE)
         out.append(piece)
         pos += len(piece)
-    return np.concatenate(out).astype(np.float32), extent
+    return np.concatenate(out).astype(np.float32), extents
+
+
+def silenced_share(
+    audio: Audio, extent: tuple[float, float], snippets: Sequence[tuple[float, Audio]]
+) -> float:
+    """Share of the audible input samples in `extent` that a reviewer cannot hear in the
+    output: outside every snippet, or silenced in the snippet audio (|y| < 1e-4).
+
+    `snippets`: (start in the input, seconds; the audio the reviewer gets), the snippet
+    audio being sample-aligned with the input (the pipeline keeps lengths). Measured on
+    the real output, so it counts every redaction the pipeline made, for whatever reason.
+    """
+    a, b = (int(round(t * SAMPLE_RATE)) for t in extent)
+    b = min(b, len(audio))
+    seg = np.abs(audio[a:b]) > 0.01
+    if not seg.any():
+        return 1.0
+    silent = np.ones(b - a, bool)
+    for start_s, out in snippets:
+        s0 = int(round(start_s * SAMPLE_RATE))
+        lo, hi = max(a, s0), min(b, s0 + len(out))
+        if hi > lo:
+            silent[lo - a : hi - a] = np.abs(np.asarray(out[lo - s0 : hi - s0])) < 1e-4
+    return float((silent & seg).sum() / seg.sum())
 
 
 def coverage(
@@ -357,6 +388,12 @@ def coverage(
         if hi > lo:
             covered[lo - a : hi - a] = True
     return float((covered & seg).sum() / seg.sum())
+
+
+def _speech_s(audio: Audio, extent: tuple[float, float]) -> float:
+    """Seconds of audible samples (|x| > 0.01) of `audio` within `extent`."""
+    a, b = (int(round(t * SAMPLE_RATE)) for t in extent)
+    return float((np.abs(audio[a:b]) > 0.01).sum() / SAMPLE_RATE)
 
 
 def wav_bytes_to_audio(data: bytes) -> Audio:
@@ -435,6 +472,17 @@ def recovered(item: Planted, text: str) -> tuple[bool, bool]:
 # ---------------------------------------------------------------------- the pipeline path
 
 
+@dataclass
+class PathOutput:
+    """What the de-identification path gave for one sentence."""
+
+    audio: Audio  # the snippets' audio, concatenated (what the attacker ASR hears)
+    masked: str
+    spans: list[PiiSpan]
+    heard: list[tuple[float, float]]  # stretches of the input that are in some snippet
+    snippets: list[tuple[float, Audio]]  # (start in the input, s; audio), sample-aligned
+
+
 class _Path:
     """The de-identification path under test: DeidPipeline if present, else ASR+PII+redact."""
 
@@ -456,24 +504,26 @@ class _Path:
 
         self.asr = get_transcriber()
 
-    def process(self, audio: Audio) -> tuple[Audio, str, list[PiiSpan], list[tuple[float, float]]]:
-        """(audio a reviewer hears, masked transcript, spans, stretches of the input heard)."""
+    def process(self, audio: Audio) -> PathOutput:
+        """What a reviewer gets for `audio`: snippets as heard, masked text, PII spans."""
         if self._pipeline is not None:
             result = self._pipeline.process(audio)
             snippets = result if isinstance(result, list | tuple) else [result]
             if not snippets:
-                return np.zeros(0, np.float32), "", [], []
+                return PathOutput(np.zeros(0, np.float32), "", [], [], [])
             out_audio = np.concatenate([np.asarray(s.audio, np.float32) for s in snippets])
             text = " ".join(s.transcript for s in snippets if s.transcript)
             heard = [(float(s.start_s), float(s.end_s)) for s in snippets]
-            return out_audio, text, [p for s in snippets for p in s.pii], heard
+            pieces = [(float(s.start_s), np.asarray(s.audio, np.float32)) for s in snippets]
+            return PathOutput(out_audio, text, [p for s in snippets for p in s.pii], heard, pieces)
         from earshot.pipeline.pii import detect_pii, mask_transcript
         from earshot.pipeline.redact import redact_audio
 
         tr = self.asr.transcribe(audio)
         spans = detect_pii(tr)
         heard = [(0.0, len(audio) / SAMPLE_RATE)]
-        return redact_audio(audio, spans, margin_s=self.margin_s), mask_transcript(tr, spans), spans, heard
+        out = redact_audio(audio, spans, margin_s=self.margin_s)
+        return PathOutput(out, mask_transcript(tr, spans), spans, heard, [(0.0, out)])
 
     def transcript(self, audio: Audio) -> Transcript:
         """The product ASR's unmasked transcript of the original (for precision)."""
@@ -534,9 +584,11 @@ def run_pii_eval(
     audio_s = 0.0
     for n, (voice, item) in enumerate(jobs):
         report_progress("PII sentences", n, len(jobs))
-        audio, extent = synthesize_planted(item, voice)
+        audio, extents = synthesize_parts(item, voice)
+        extent = extents.get("value")
         audio_s += len(audio) / SAMPLE_RATE
-        out_audio, masked, spans, heard = path.process(audio)
+        got = path.process(audio)
+        out_audio, masked, spans, heard = got.audio, got.masked, got.spans, got.heard
         hyp_orig = judge.transcribe(audio)
         hyp_out = judge.transcribe(out_audio) if len(out_audio) else ""
         transcript = path.transcript(audio)
@@ -563,6 +615,21 @@ def run_pii_eval(
             round(coverage(audio, extent, [*spans, *gaps], path.margin_s, heard), 4)
             if extent
             else None
+        )
+        # measured on the real output: what a human listener can no longer hear of the value,
+        # and can still hear of the ordinary words (seconds of speech, audible samples)
+        row["value_silenced"] = (
+            round(silenced_share(audio, extent, got.snippets), 4) if extent else None
+        )
+        other = [e for role, e in extents.items() if role != "value"]
+        other_s = [_speech_s(audio, e) for e in other]
+        row["other_speech_s"] = round(sum(other_s), 3)
+        row["other_speech_audible_s"] = round(
+            sum(
+                s * (1.0 - silenced_share(audio, e, got.snippets))
+                for s, e in zip(other_s, other, strict=True)
+            ),
+            3,
         )
         row["untranscribed_s"] = round(sum(g.end_s - g.start_s for g in gaps), 3)
         row["audio_s"] = round(len(audio) / SAMPLE_RATE, 3)
@@ -671,6 +738,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
                 sum((r.get("coverage_with_untranscribed") or 0) >= 0.9 for r in rs), len(rs)
             ),
             "speech_coverage_mean": _ratio(sum(r["coverage"] for r in rs), len(rs)),
+            "listener_recall": _listener_recall(rs),
             "by_form": {
                 form: _ratio(
                     sum(not r["audio_full"] for r in ok if r["form"] == form),
@@ -690,8 +758,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
             "speech_covered_share_with_untranscribed": _ratio(
                 sum((r.get("coverage_with_untranscribed") or 0) >= 0.9 for r in rs), len(rs)
             ),
+            "listener_recall": _listener_recall(rs),
             "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
             "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
+            "text_recall_all": _ratio(sum(not r["text_full"] for r in rs), len(rs)),
             "audio_recall_redaction_only": _ratio(
                 sum(not r.get("redacted_only_full", r["audio_full"]) for r in ok), len(ok)
             ),
@@ -713,6 +783,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
         sum(r["other_heard_deid"] for r in rows), sum(r["other_heard_orig"] for r in rows)
     )
     kept_text = _ratio(sum(r["other_in_masked"] for r in rows), sum(r["other_in_asr"] for r in rows))
+    speech_audible = _ratio(
+        sum(r.get("other_speech_audible_s", 0.0) for r in rows),
+        sum(r.get("other_speech_s", 0.0) for r in rows),
+    )
     summary: dict[str, object] = {
         "groups": groups,
         "per_type": per_type,
@@ -721,6 +795,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
         "masked_words": masked,
         "control_sentences": len(controls),
         "control_sentences_with_detection": sum(1 for r in controls if r["masked_words"]),
+        # ordinary words' speech a listener still hears (not silenced, in a snippet)
+        "non_pii_speech_audible": speech_audible,
+        # ordinary words an ASR still recognises after de-identification (intelligibility)
         "non_pii_kept_audio": kept_audio,
         "untranscribed_share_of_audio": _ratio(
             sum(r.get("untranscribed_s", 0.0) for r in rows), sum(r.get("audio_s", 0.0) for r in rows)
@@ -738,26 +815,49 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
         ),
         "targets": TARGETS,
     }
-    summary["pass"] = _passes(groups, kept_audio, kept_text)
+    summary["verdicts"] = verdicts(groups, speech_audible, kept_text, kept_audio)
+    summary["pass"] = all(v for k, v in summary["verdicts"].items() if k != "non_pii_asr_kept")
     return summary
 
 
-def _passes(groups: dict[str, Any], kept_audio: float | None, kept_text: float | None) -> bool:
-    def ge(v: object, t: float) -> bool:
+def verdicts(
+    groups: dict[str, Any],
+    speech_audible: float | None,
+    kept_text: float | None,
+    kept_audio: float | None,
+) -> dict[str, bool]:
+    """Pass/fail per target. A PII group passes when a listener can no longer hear its
+    values (>= 90 % of each value's speech silenced), the attacker ASR recovers no more
+    than allowed from the audio (among values it gets from the original; no such value:
+    nothing to fail) and the masked transcript shows no more than allowed.
+    `non_pii_asr_kept` (ordinary words an ASR still recognises after the voice change)
+    is reported but is not part of the overall pass: the WER figure measures that on real
+    speech, where synthetic speech exaggerates it."""
+
+    def ge(v: object, t: float, *, none_ok: bool = False) -> bool:
+        if v is None:
+            return none_ok
         return isinstance(v, float | int) and v >= t
 
-    return all(
-        [
-            ge(groups["digits"]["audio_recall"], TARGETS["digits_recall_min"]),
-            ge(groups["digits"]["text_recall"], TARGETS["digits_recall_min"]),
-            ge(groups["email"]["audio_recall"], TARGETS["email_recall_min"]),
-            ge(groups["email"]["text_recall"], TARGETS["email_recall_min"]),
-            ge(groups["name"]["audio_recall"], TARGETS["name_recall_min"]),
-            ge(groups["name"]["text_recall"], TARGETS["name_recall_min"]),
-            ge(kept_audio, TARGETS["non_pii_kept_min"]),
-            ge(kept_text, TARGETS["non_pii_kept_min"]),
-        ]
-    )
+    out: dict[str, bool] = {}
+    for group, target in (("digits", "digits_recall_min"), ("email", "email_recall_min"),
+                          ("name", "name_recall_min")):  # fmt: skip
+        g, t = groups[group], TARGETS[target]
+        out[f"{group}_recall"] = (
+            ge(g.get("listener_recall"), t)
+            and ge(g.get("audio_recall"), t, none_ok=True)
+            and ge(g.get("text_recall_all"), t)
+        )
+    out["non_pii_audible"] = ge(speech_audible, TARGETS["non_pii_kept_min"])
+    out["non_pii_in_transcript"] = ge(kept_text, TARGETS["non_pii_kept_min"])
+    out["non_pii_asr_kept"] = ge(kept_audio, TARGETS["non_pii_kept_min"])
+    return out
+
+
+def _listener_recall(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Share of planted values whose speech is >= 90 % silenced or outside every snippet."""
+    vals = [r["value_silenced"] for r in rows if r.get("value_silenced") is not None]
+    return _ratio(sum(v >= 0.9 for v in vals), len(vals))
 
 
 def planted_as_dict(item: Planted) -> dict[str, Any]:

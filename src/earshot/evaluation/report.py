@@ -110,6 +110,37 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]
             ))
         rows.append((name, "anonymisation speed", f"{s['anonymise_x_realtime']:.0f}x real time",
                      "", ""))
+    rows += _pii_rows(report.get("pii"))
+    return rows
+
+
+def _pii_rows(pii: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
+    """Summary rows of `earshot eval --pii` (see evaluation.pii_eval.verdicts)."""
+    if not pii or "groups" not in pii:
+        return [("pii", "skipped", str(pii.get("skipped", "")), "", "")] if pii else []
+    targets, verdict = pii["targets"], pii.get("verdicts", {})
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def fmt(v: object) -> str:
+        return "n/a" if v is None else f"{float(v):.2f}"  # type: ignore[arg-type]
+
+    for group, key in (("digits", "digits_recall_min"), ("email", "email_recall_min"),
+                       ("name", "name_recall_min")):  # fmt: skip
+        g = pii["groups"][group]
+        value = (f"listener {fmt(g.get('listener_recall'))} ({g['planted']}), ASR "
+                 f"{fmt(g.get('audio_recall'))} ({g['recoverable']}), text {fmt(g.get('text_recall_all'))}")
+        ok = verdict.get(f"{group}_recall")
+        rows.append(("pii", f"{group} removed", value, f">= {targets[key]:.2f}",
+                     "pass" if ok else "FAIL"))  # fmt: skip
+    for key, label, value in (
+        ("non_pii_audible", "non-PII speech still audible", pii.get("non_pii_speech_audible")),
+        ("non_pii_in_transcript", "non-PII words in transcript", pii.get("non_pii_kept_text")),
+        ("non_pii_asr_kept", "non-PII words ASR still gets", pii.get("non_pii_kept_audio")),
+    ):
+        ok = verdict.get(key)
+        rows.append(("pii", label, fmt(value), f">= {targets['non_pii_kept_min']:.2f}",
+                     "pass" if ok else "FAIL"))  # fmt: skip
+    rows.append(("pii", "masking precision (words)", fmt(pii.get("precision_words")), "", ""))
     return rows
 
 
