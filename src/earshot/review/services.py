@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from earshot.audit import services as audit
@@ -218,16 +218,13 @@ def task_state(session: Session, reviewer_id: str, assignment_id: str) -> str:
 def note_delivery(session: Session, assignment: Assignment, now: datetime | None = None) -> None:
     """Record that the lease holder was sent the audio (the first delivery starts the listening clock)."""
     now = now or utcnow()
-    session.execute(
+    session.execute(  # one statement: the count, and the first delivery's time if there is none yet
         update(Assignment)
         .where(Assignment.id == assignment.id)
-        .values(deliveries=Assignment.deliveries + 1)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Assignment)
-        .where(Assignment.id == assignment.id, Assignment.audio_first_at.is_(None))
-        .values(audio_first_at=now)
+        .values(
+            deliveries=Assignment.deliveries + 1,
+            audio_first_at=func.coalesce(Assignment.audio_first_at, now),
+        )
         .execution_options(synchronize_session=False)
     )
 
