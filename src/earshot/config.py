@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     # Pipeline.
     max_snippet_s: float = 10.0
+    # "whisper": faster-whisper tiny.en (default); "pocketsphinx": the offline fallback (less accurate)
+    asr_backend: Literal["whisper", "pocketsphinx"] = "whisper"
     asr_model_path: Path | None = None
     asr_model_sha256: str | None = None
     asr_threads: int = 2

@@ -79,3 +79,23 @@ def test_limit_keeps_every_speaker() -> None:
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(ManifestError):
         read_manifest(tmp_path / "nope.tsv")
+
+
+def test_unknown_judge_is_a_clear_error(tmp_path: Path) -> None:
+    manifest = _tiny_manifest(tmp_path)
+    result = CliRunner().invoke(_app(), [str(manifest), "--judge", "nonsense"])
+    assert result.exit_code == 1 and "whisper or pocketsphinx" in result.output
+
+
+@pytest.mark.slow
+def test_pocketsphinx_is_an_independent_judge(tmp_path: Path) -> None:
+    pytest.importorskip("pocketsphinx")
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(), [str(manifest), "--out", str(out), "--judge", "pocketsphinx"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["asr_judge"].startswith("pocketsphinx")
+    assert 0.0 <= report["original"]["wer"] <= 1.0

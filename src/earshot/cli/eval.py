@@ -17,6 +17,9 @@ def eval_cmd(
         False, "--baseline", help="Also evaluate the McAdams baseline for comparison."
     ),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Measure WER with faster-whisper."),
+    judge: str = typer.Option(
+        "whisper", "--judge", help="ASR for the WER: whisper (tiny.en) or pocketsphinx (independent)."
+    ),
 ) -> None:
     """Speaker-verification EER (three attackers) and WER on original vs anonymised speech."""
     from rich.console import Console
@@ -29,6 +32,8 @@ def eval_cmd(
     from earshot.evaluation.runner import run_eval
     from earshot.pipeline.voice import McAdamsAnonymiser, VoiceAnonymiser
 
+    if judge not in ("whisper", "pocketsphinx"):
+        raise fail(f"unknown --judge {judge!r}: use whisper or pocketsphinx")
     anonymisers = [VoiceAnonymiser()] + ([McAdamsAnonymiser()] if baseline else [])
     console = Console(stderr=True)
     with Progress(
@@ -44,7 +49,7 @@ def eval_cmd(
         try:
             report = run_eval(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
-                with_asr=asr, pii=pii, progress=progress,
+                with_asr=asr, pii=pii, judge_name=judge, progress=progress,
             )
         except ManifestError as exc:
             raise fail(str(exc)) from None

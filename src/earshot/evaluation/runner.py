@@ -104,6 +104,7 @@ def run_eval(
     attacker_copies: int = 2,
     with_asr: bool = True,
     pii: bool = False,
+    judge_name: str = "whisper",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write report.json and report.html into `out_dir`, return it."""
@@ -160,9 +161,10 @@ def run_eval(
     judge = None
     refs = [rows[i].transcript for i in test_idx]
     if with_asr:
-        from earshot.evaluation.asr import WhisperJudge
+        from earshot.evaluation.asr import make_judge
 
-        judge = WhisperJudge()
+        judge = make_judge(judge_name)
+        report["asr_judge"] = judge.description
         hyps_orig = []
         for k, i in enumerate(test_idx):
             progress("ASR original", k, len(test_idx))

