@@ -65,6 +65,9 @@ def types(text: str) -> list[str]:
         ("My national insurance number is QQ 12 34 56 C.", "My national insurance number is [SSN]."),
         # any other digit run of 3+ digits is still masked
         ("We paid 450 dollars.", "We paid [NUMBER] dollars."),
+        # the ASR glued a word onto the digits: still a digit run
+        ("They sent me the code 20-72-89-I'm by text.", "They sent me the code [CODE] by text."),
+        ("Call 555-0199's line.", "Call [PHONE] line."),
         ("It was nine hundred pounds.", "It was [NUMBER] pounds."),
     ],
 )

@@ -42,8 +42,6 @@ _NUMBER_LEAD_CUES = frozenset("code pin number is was card account".split())
 
 NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | set(SCALES)
 
-_DIGIT_TOKEN = re.compile(r"[+#$£€]?\d[\dA-Za-z\-./,()]*%?")
-_ORDINAL = re.compile(r"\d+(st|nd|rd|th)", re.IGNORECASE)
 
 
 def clean(raw: str) -> str:
@@ -78,15 +76,13 @@ def is_number_word(low: str) -> bool:
 def written_digits(core: str) -> str | None:
     """The digits in a written numeric/alphanumeric token ('555-0199' -> '5550199'), else None.
 
-    Ordinals ('3rd') count; letters are kept out of the digit string.
+    Ordinals ('3rd') count; letters and other characters are kept out of the digit string,
+    whatever they are: the ASR glues words onto numbers ("20-72-80-I'm"), and a digit run
+    must be masked whatever surrounds it.
     """
     if not core or not any(c.isdigit() for c in core):
         return None
-    if _DIGIT_TOKEN.fullmatch(core) or _ORDINAL.fullmatch(core) or core.isalnum():
-        return "".join(c for c in core if c.isdigit())
-    if re.fullmatch(r"[A-Za-z0-9\-./+#]+", core):
-        return "".join(c for c in core if c.isdigit())
-    return None
+    return "".join(c for c in core if c.isdigit())
 
 
 def spoken_to_digits(words: list[str]) -> str:
