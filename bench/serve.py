@@ -48,6 +48,7 @@ from sqlalchemy.orm import sessionmaker
 
 from earshot.access.models import User
 from earshot.access.vetting import KINDS, record_vetting, vetting_ok
+from earshot.audit import context as audit_context
 from earshot.config import load_settings
 from earshot.database import utcnow
 from earshot.deployment import Deployment
@@ -375,6 +376,23 @@ def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -
     return met
 
 
+def audit_check(dep: Deployment) -> None:
+    """Print what the run left in the audit log: pending events, tree size, whether it verifies."""
+    from earshot.audit.services import head
+    from earshot.audit.verify import verify_deployment
+
+    with dep.db.session() as s:
+        pending = s.execute(sa.text("select count(*) from audit_pending")).scalar()
+    report = verify_deployment(dep)  # sequences what is pending first
+    with dep.db.session() as s:
+        size, _ = head(s)
+    print(
+        f"audit log: {pending} events pending at the end of the run; tree size {size}; "
+        f"verify: {report.summary()}",
+        flush=True,
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--database-url", default=os.environ.get("EARSHOT_BENCH_POSTGRES_URL", DEFAULT_URL))
@@ -438,10 +456,14 @@ def main() -> int:
         dep.db.engine.dispose()
         dep.db.engine = sa.create_engine(dep.db.url, pool_size=args.pool, max_overflow=0, pool_timeout=60)
         dep.db.sessionmaker = sessionmaker(dep.db.engine, expire_on_commit=False)
+        audit_context.install(dep)  # the audit wiring (MACs, sequencer, checkpoints) follows the engine
         count_statements(dep.db.engine)
         set_policy(dep, ReviewPolicy(gold_rate=0.0, quota_per_hour=10_000, quota_per_shift=100_000))
         args.reviewers = max([args.reviewers, *(args.levels or [])])
         if reuse:
+            from earshot.database import Base
+
+            Base.metadata.create_all(dep.db.engine, checkfirst=True)  # tables newer than the kept schema
             reviewers = existing_reviewers(dep, args.reviewers)
             with dep.db.session() as s:
                 queued = s.execute(sa.text("select count(*) from snippets where status = 'queued'")).scalar()
@@ -452,6 +474,7 @@ def main() -> int:
         met = True
         for level in args.levels or [args.reviewers]:
             met = run_level(dep, reviewers[:level], args) and met
+            audit_check(dep)
         return 0
     finally:
         dep.close()

@@ -1,4 +1,5 @@
-"""Periodic background jobs of a server or worker process: audit checkpoints and retention sweeps."""
+"""Periodic background jobs of a server or worker process: audit sequencing and checkpoints, retention
+sweeps."""
 
 from __future__ import annotations
 
@@ -58,11 +59,20 @@ def purge_unused_media(deployment: Deployment) -> int:
         return purge_unused(session)
 
 
+def sequence_audit_events(deployment: Deployment) -> int:
+    """Move pending audit events into the tree (PostgreSQL): a safety net for events whose commit
+    happened in a process that ended before sequencing them; commits normally sequence at once."""
+    from earshot.audit.services import sequence_pending
+
+    return sequence_pending(deployment.db.engine)
+
+
 def default_jobs(deployment: Deployment) -> list[Job]:
     from earshot.audit.checkpoints import maybe_checkpoint
     from earshot.privacy.retention import run_retention
 
     return [
+        Job("audit-sequence", 5.0, sequence_audit_events),
         Job("audit-checkpoint", 5.0, maybe_checkpoint),
         Job("media-purge", 300.0, purge_unused_media),
         Job("retention", float(deployment.settings.retention_interval_s), run_retention),

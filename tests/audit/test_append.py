@@ -27,15 +27,22 @@ def test_no_record_survives_a_rolled_back_action(dep):
             services.record(session, actor="user:a", action="task.assigned", target="s1", monitor=False)
             raise RuntimeError("the action failed")
     assert seqs(dep) == []
+    sequenced = dep.db.engine.dialect.name == "postgresql"  # seq given after commit, by the sequencer
     with dep.db.session() as session:
         rec = services.record(session, actor="user:a", action="task.assigned", target="s2", monitor=False)
-        assert rec.seq == 1
+        assert rec.seq == (None if sequenced else 1)
         # a savepoint rolled back takes its record (and the head) with it
         nested = session.begin_nested()
         services.record(session, actor="user:a", action="task.graded", target="s2", monitor=False)
         nested.rollback()
-        assert services.record(session, actor="user:a", action="task.graded", monitor=False).seq == 2
+        last = services.record(session, actor="user:a", action="task.graded", monitor=False)
+        assert last.seq == (None if sequenced else 2)
     assert seqs(dep) == [1, 2]
+    with dep.db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT action, target FROM audit_records ORDER BY seq")).all()
+        assert [tuple(r) for r in rows] == [("task.assigned", "s2"), ("task.graded", None)]
+        if sequenced:
+            assert conn.execute(text("SELECT count(*) FROM audit_pending")).scalar() == 0
     assert verify_deployment(dep).ok
 
 
@@ -126,9 +133,12 @@ def test_concurrent_transactions_never_collide_or_fork(dep):
     assert verify_deployment(dep).ok
 
 
-def test_a_second_appender_waits_for_the_first(dep):
+def test_a_second_appender_waits_for_the_first_only_on_sqlite(dep):
+    """SQLite: an append takes the write lock, so a second appender waits for the first commit.
+    PostgreSQL: appenders queue events without locking the head; the log takes them in commit order."""
+    sequenced = dep.db.engine.dialect.name == "postgresql"
     first = dep.db.sessionmaker()
-    services.record(first, actor="user:a", action="task.assigned", monitor=False)  # holds the head
+    services.record(first, actor="user:a", action="task.assigned", monitor=False)
     done = threading.Event()
 
     def second() -> None:
@@ -138,12 +148,19 @@ def test_a_second_appender_waits_for_the_first(dep):
 
     t = threading.Thread(target=second)
     t.start()
-    assert not done.wait(0.5)  # blocked behind the first transaction
+    if sequenced:
+        assert done.wait(10)  # not blocked by the open transaction
+        assert seqs(dep) == [1]  # ... and already in the tree
+    else:
+        assert not done.wait(0.5)  # blocked behind the first transaction
     first.commit()
     first.close()
     t.join(10)
     assert done.is_set()
     assert seqs(dep) == [1, 2]
+    with dep.db.engine.connect() as conn:
+        actors = conn.execute(text("SELECT actor FROM audit_records ORDER BY seq")).scalars().all()
+    assert actors == (["user:b", "user:a"] if sequenced else ["user:a", "user:b"])
     assert verify_deployment(dep).ok
 
 

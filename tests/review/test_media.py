@@ -264,6 +264,7 @@ def test_trace_names_the_leaking_delivery_among_many(dep, speech) -> None:
     with dep.db.session() as s:
         report = trace_audio(s, dep, speech[:80000])
         assert report.match is None
+    with dep.db.session() as s:  # audited (on PostgreSQL the record is sequenced at commit)
         logged = s.scalar(
             select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "watermark.traced")
         )

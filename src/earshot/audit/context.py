@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("earshot.audit")
 
 APPENDED_KEY = "earshot.audit.appended"
+QUEUED_KEY = "earshot.audit.queued"
+SEQUENCER_KEY = "earshot.audit.sequencer"
+SEQUENCER_IDLE_S = 1.0  # the background sequencer also looks for leftovers this often
 DEFAULT_CHECKPOINT_EVERY = 1000
 DEFAULT_CHECKPOINT_SECONDS = 60.0
 
@@ -54,6 +57,12 @@ class AuditContext:
     # Held while a checkpoint is being signed and stored; committers never wait for it.
     checkpointing: threading.RLock = field(default_factory=threading.RLock)
     monitor_policy: object | None = None  # monitoring.MonitorPolicy, built on first use
+    # PostgreSQL: who moves committed pending events into the tree. Inline: the committing thread,
+    # right after its commit (tests, one-off commands: the record is in the tree when the
+    # transaction's `with` block ends). Otherwise a background `Sequencer` woken by each commit, so
+    # a request never waits for the log (servers: `background_jobs = true`).
+    inline_sequencing: bool = True
+    sequencer: Sequencer | None = None
 
     def due(self) -> bool:
         if self.pending <= 0:
@@ -81,6 +90,7 @@ def install(deployment: Deployment) -> AuditContext:
         checkpoint_file=checkpoint_file_for(settings),
         every_records=int(getattr(settings, "audit_checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
         every_seconds=float(getattr(settings, "audit_checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS)),
+        inline_sequencing=not getattr(settings, "background_jobs", False),
     )
     _contexts[engine] = ctx
     return ctx
@@ -101,14 +111,77 @@ def note_appended(session: Session, count: int = 1) -> None:
     session.info[APPENDED_KEY] = session.info.get(APPENDED_KEY, 0) + count
 
 
+def note_queued(session: Session, count: int = 1) -> None:
+    """Called by `record` on PostgreSQL: this transaction queued events for the sequencer."""
+    session.info[QUEUED_KEY] = session.info.get(QUEUED_KEY, 0) + count
+
+
+class Sequencer(threading.Thread):
+    """A daemon thread that sequences pending events as soon as a commit queued some.
+
+    Requests only wake it (no waiting); commits that arrive while it works are taken in its next
+    batch, so one head lock and one fsync serve many requests.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(name="earshot-audit-sequencer", daemon=True)
+        self.engine = engine
+        self.wake = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.wake.wait(SEQUENCER_IDLE_S)
+            self.wake.clear()
+            try:
+                from earshot.audit.services import sequence_pending
+
+                sequence_pending(self.engine)
+            except Exception as exc:  # noqa: BLE001 - the events stay pending; the next run takes them
+                log.error("audit sequencing failed: %s", type(exc).__name__)
+                time.sleep(SEQUENCER_IDLE_S)
+
+
+def _sequence_after_commit(session: Session) -> None:
+    """Sequence this commit's pending events: inline, or by waking the background sequencer."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    ctx = _contexts.get(engine)
+    if ctx is not None and not ctx.inline_sequencing:
+        with ctx.lock:
+            if ctx.sequencer is None or not ctx.sequencer.is_alive():
+                ctx.sequencer = Sequencer(engine)
+                ctx.sequencer.start()
+        ctx.sequencer.wake.set()
+        return
+    try:
+        from earshot.audit.services import sequence_pending
+
+        sequence_pending(engine)
+    except Exception as exc:  # noqa: BLE001 - committed and pending: a later run sequences them
+        log.error("audit sequencing failed: %s", type(exc).__name__)
+
+
+def note_sequenced(engine: Engine, count: int) -> None:
+    """Called by the sequencer after committing `count` records: interval checkpoint if due."""
+    ctx = _contexts.get(engine)
+    if ctx is not None:
+        _count_and_checkpoint(ctx, count)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.info.pop(QUEUED_KEY, 0):
+        _sequence_after_commit(session)
     appended = session.info.pop(APPENDED_KEY, 0)
     if not appended:
         return
     ctx = context_for(session)
-    if ctx is None:
-        return
+    if ctx is not None:
+        _count_and_checkpoint(ctx, appended)
+
+
+def _count_and_checkpoint(ctx: AuditContext, appended: int) -> None:
+    """Count records added to the tree; sign a checkpoint when the interval has passed."""
     with ctx.lock:
         ctx.pending += appended
         if not ctx.due():
@@ -130,3 +203,4 @@ def _after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(APPENDED_KEY, None)
+    session.info.pop(QUEUED_KEY, None)

@@ -2,7 +2,8 @@
 
 `audit_records` are the leaves of an RFC 6962/9162 Merkle tree (leaf index = seq - 1). The single
 `audit_head` row holds the tree's compact range (frontier), so each append costs O(log n) hashes and
-appenders serialise on that one row. `audit_nodes` caches interior hashes of complete subtrees at
+appenders serialise on that one row (on PostgreSQL only the sequencer does: requests append to
+`audit_pending`). `audit_nodes` caches interior hashes of complete subtrees at
 every 4th level, so proofs need O(log n) small reads instead of re-hashing the log.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from earshot.database import Base, UTCDateTime, utcnow
@@ -37,6 +38,29 @@ class AuditRecord(Base):
     # HMAC of the leaf hash under a server secret: a database-only attacker who rewrites a record
     # and recomputes its (public) leaf hash still cannot produce this, so `verify` names the record.
     mac: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+
+
+class AuditPending(Base):
+    """An event committed with its action but not yet in the tree (PostgreSQL).
+
+    Appenders insert here in their own transaction without touching the head; the sequencer
+    (`services.sequence_pending`) moves committed rows into `audit_records` in batches, in
+    (`grp`, `id`) order, so the records of one transaction stay adjacent. `grp` is the id of the
+    transaction's first pending row (NULL on that row itself).
+    """
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    grp: Mapped[int | None] = mapped_column(SeqType)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    monitor: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class AuditHead(Base):

@@ -1,9 +1,14 @@
 """Append audit records in the caller's transaction: no action is committed without its record.
 
-Appending locks the single tree-head row (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the first
-write of a transaction takes the database write lock), so concurrent transactions get consecutive
-sequence numbers and never fork the tree. The head keeps the compact range of the tree, so an append
-costs O(log n) hashing and a handful of rows whatever the size of the log.
+Growing the tree locks the single tree-head row, so records get consecutive sequence numbers and the
+tree never forks. The head keeps the compact range of the tree, so an append costs O(log n) hashing
+and a handful of rows whatever the size of the log.
+
+PostgreSQL: a request appends its events to `audit_pending` (an INSERT, no shared lock: a row lock
+held to commit would serialise every audited request of the deployment, fsync included), and the
+sequencer (`sequence_pending`, run just after the commit and by a background job) moves committed
+events into the tree in batches under the head lock. SQLite: the first write of a transaction takes
+the database write lock anyway, so `record` appends to the tree at once.
 """
 
 from __future__ import annotations
@@ -12,17 +17,16 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, TextClause, bindparam, select, text
+from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from earshot.audit import context as audit_context
 from earshot.audit.merkle import EMPTY_ROOT, Frontier, leaf_hash
-from earshot.audit.models import AuditHead, AuditNode, AuditRecord
+from earshot.audit.models import AuditHead, AuditNode, AuditPending, AuditRecord
 from earshot.audit.scan import ENTRY_VERSION, TIME_FORMAT
 from earshot.database import utcnow
 
@@ -136,6 +140,17 @@ _UPDATE_HEAD = (
     .values(size=bindparam("n"), frontier=bindparam("f"), root=bindparam("r"), updated_at=bindparam("u"))
 )
 _INSERT_RECORD = _RECORDS.insert()
+_PENDING = AuditPending.__table__
+_INSERT_PENDING = _PENDING.insert()
+_INSERT_PENDING_FIRST = _PENDING.insert().returning(_PENDING.c.id)
+_SELECT_PENDING = (
+    select(_PENDING)
+    .order_by(func.coalesce(_PENDING.c.grp, _PENDING.c.id), _PENDING.c.id)
+    .limit(bindparam("n"))
+)
+_DELETE_PENDING = _PENDING.delete().where(_PENDING.c.id.in_(bindparam("ids", expanding=True)))
+GROUP_KEY = "earshot.audit.group"
+SEQUENCE_BATCH = 2000  # events per sequencer transaction
 _INSERT_NODE = _NODES.insert()
 
 
@@ -200,41 +215,9 @@ def _save_head(conn: Connection, frontier: Frontier, nodes: list[dict[str, Any]]
 def _write(
     conn: Connection, rows: list[dict[str, Any]], frontier: Frontier, nodes: list[dict[str, Any]]
 ) -> None:
-    """Insert the records and node hashes and write the head back: one statement on PostgreSQL."""
-    head_values = {"n": frontier.size, "f": frontier.to_bytes(), "r": frontier.root(), "u": utcnow()}
-    if conn.dialect.name != "postgresql" or len(rows) != 1:
-        conn.execute(_INSERT_RECORD, rows)
-        _save_head(conn, frontier, nodes)
-        return
-    params: dict[str, Any] = {**rows[0], **head_values}
-    for i, node in enumerate(nodes):
-        params.update({f"l{i}": node["level"], f"i{i}": node["idx"], f"h{i}": node["hash"]})
-    conn.execute(_combined_write(len(nodes)), params)
-
-
-@lru_cache(maxsize=16)
-def _combined_write(n_nodes: int) -> TextClause:
-    """WITH record AS (INSERT ...), nodes AS (INSERT ...) UPDATE audit_head ...: one round trip."""
-    parts = [
-        "WITH rec AS (INSERT INTO audit_records (seq, at, actor, action, target, ip, outcome, details, "
-        "leaf_hash, mac) VALUES (:seq, :at, :actor, :action, :target, :ip, :outcome, :details, "
-        ":leaf_hash, :mac))"
-    ]
-    if n_nodes:
-        values = ", ".join(f"(:l{i}, :i{i}, :h{i})" for i in range(n_nodes))
-        parts.append(f", nodes AS (INSERT INTO audit_nodes (level, idx, hash) VALUES {values})")  # noqa: S608 - placeholders only
-    parts.append(" UPDATE audit_head SET size = :n, frontier = :f, root = :r, updated_at = :u WHERE id = :id")
-    binds = [
-        bindparam("at", type_=_RECORDS.c.at.type),
-        bindparam("u", type_=_HEAD.c.updated_at.type),
-        bindparam("leaf_hash", type_=LargeBinary()),
-        bindparam("mac", type_=LargeBinary()),
-        bindparam("f", type_=LargeBinary()),
-        bindparam("r", type_=LargeBinary()),
-        bindparam("id", value=HEAD_ID),
-        *(bindparam(f"h{i}", type_=LargeBinary()) for i in range(n_nodes)),
-    ]
-    return text("".join(parts)).bindparams(*binds)
+    """Insert the records and node hashes and write the head back."""
+    conn.execute(_INSERT_RECORD, rows)
+    _save_head(conn, frontier, nodes)
 
 
 def record(
@@ -250,15 +233,30 @@ def record(
 ) -> AuditRecord:
     """Append one event to the log inside `session`'s transaction (and run the monitoring rules).
 
-    The head row stays locked from here until the caller commits, and every audited request in the
-    deployment queues on it, so the critical section is kept to three round trips: lock the head,
-    write record + nodes + head in one statement, commit. Everything else happens before the lock:
-    the monitoring rules judge the event as it will be stored (they count it themselves), and an
-    alert they raise gets the record's `seq` once it is known.
+    PostgreSQL: the event goes to `audit_pending` (one INSERT, no shared lock) and the sequencer
+    gives it its `seq`, leaf hash and MAC and runs the rules just after the commit (see
+    `sequence_pending`); the returned record has no `seq` yet. SQLite: the head is locked (the
+    database write lock) and the record appended at once; the rules judge the event first, counting
+    it themselves, and an alert they raise gets the record's `seq` once it is known.
     """
     details_text = _check_details(details)
     conn = session.connection()
     at = clock()
+    if conn.dialect.name == "postgresql":
+        event = {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "ip": ip,
+            "outcome": outcome,
+            "details": details_text,
+            "monitor": monitor,
+        }
+        _queue(session, conn, [event])
+        return AuditRecord(
+            at=at, actor=actor, action=action, target=target, ip=ip, outcome=outcome, details=details_text
+        )
     at_text = at.astimezone(UTC).strftime(TIME_FORMAT)
     alerts = []
     if monitor:
@@ -298,6 +296,24 @@ def record(
 def record_many(session: Session, events: Iterable[Event], *, monitor: bool = True) -> int:
     """Append many events in one go (one head lock, batched inserts); returns how many."""
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        queued_at = clock()
+        queued = [
+            {
+                "at": queued_at,
+                "actor": ev.actor,
+                "action": ev.action,
+                "target": ev.target,
+                "ip": ev.ip,
+                "outcome": ev.outcome,
+                "details": _check_details(ev.details),
+                "monitor": monitor,
+            }
+            for ev in events
+        ]
+        if queued:
+            _queue(session, conn, queued)
+        return len(queued)
     frontier = _locked_head(session, conn)
     ctx = audit_context.context_for(session)
     rows: list[dict[str, Any]] = []
@@ -336,6 +352,90 @@ def record_many(session: Session, events: Iterable[Event], *, monitor: bool = Tr
         for row in rows:
             check_event(session, AuditRecord(**row))
     return len(rows)
+
+
+def _queue(session: Session, conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Insert events into `audit_pending` in the caller's transaction, as one group.
+
+    The group is the id of the transaction's first pending row, so the sequencer keeps a
+    transaction's records adjacent, in the order they were appended.
+    """
+    count = len(events)
+    txn = session.get_transaction()
+    cached = session.info.get(GROUP_KEY)
+    group = cached[1] if cached is not None and cached[0] is txn else None
+    if group is None:
+        group = conn.execute(_INSERT_PENDING_FIRST, {**events[0], "grp": None}).scalar_one()
+        session.info[GROUP_KEY] = (txn, group)
+        events = events[1:]
+    if events:
+        conn.execute(_INSERT_PENDING, [{**ev, "grp": group} for ev in events])
+    audit_context.note_queued(session, count)
+
+
+def sequence_pending(engine: Engine, *, batch: int = SEQUENCE_BATCH) -> int:
+    """Move committed pending events into the tree; returns how many (PostgreSQL; 0 elsewhere).
+
+    Each batch is one transaction: lock the head, take the oldest pending groups, give each event
+    its `seq`, leaf hash and MAC, insert the records and node hashes, write the head, delete the
+    pending rows, run the monitoring rules on the new records (their alerts commit with them), and
+    commit. Concurrent sequencers (threads or processes) queue on the head row; appenders never do.
+    """
+    if engine.dialect.name != "postgresql":
+        return 0
+    from earshot.audit.monitoring import check_event
+
+    total = 0
+    while True:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            session.info[audit_context.SEQUENCER_KEY] = True
+            conn = session.connection()
+            frontier = _lock_head(conn)
+            rows = conn.execute(_SELECT_PENDING, {"n": batch}).all()
+            if not rows:
+                return total
+            ctx = audit_context.context_for(session)
+            mac = ctx.keys.mac if ctx else None
+            records: list[dict[str, Any]] = []
+            nodes: list[dict[str, Any]] = []
+            for row in rows:
+                seq = frontier.size + 1
+                leaf = leaf_hash(
+                    entry_bytes(
+                        seq,
+                        row.at.astimezone(UTC).strftime(TIME_FORMAT),
+                        row.actor,
+                        row.action,
+                        row.target,
+                        row.ip,
+                        row.outcome,
+                        row.details,
+                    )
+                )
+                records.append(
+                    {
+                        "seq": seq,
+                        "at": row.at,
+                        "actor": row.actor,
+                        "action": row.action,
+                        "target": row.target,
+                        "ip": row.ip,
+                        "outcome": row.outcome,
+                        "details": row.details,
+                        "leaf_hash": leaf,
+                        "mac": mac(leaf) if mac else None,
+                    }
+                )
+                nodes.extend(_stored_nodes(frontier.append(leaf)))
+            _write(conn, records, frontier, nodes)
+            conn.execute(_DELETE_PENDING, {"ids": [row.id for row in rows]})
+            for row, values in zip(rows, records, strict=True):
+                if row.monitor:
+                    check_event(session, AuditRecord(**values))
+        total += len(rows)
+        audit_context.note_sequenced(engine, len(rows))
+        if len(rows) < batch:
+            return total
 
 
 def head(session: Session) -> tuple[int, bytes]:

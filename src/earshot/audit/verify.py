@@ -326,9 +326,11 @@ def _tree_mismatch(report: VerifyReport, last_good: int, size: int) -> None:
 
 
 def verify_deployment(deployment: Deployment) -> VerifyReport:
-    """`verify_log` with the deployment's keys and checkpoint file."""
+    """`verify_log` with the deployment's keys and checkpoint file (pending events sequenced first)."""
     from earshot.audit.context import install
+    from earshot.audit.services import sequence_pending
 
     ctx = install(deployment)
+    sequence_pending(deployment.db.engine)
     with deployment.db.session() as session:
         return verify_log(session, ctx.keys, ctx.checkpoint_file)

@@ -164,6 +164,10 @@ def _sensitive(session: Session, reviewer_id: str, assignment: Assignment, ip: s
     snippet = lock_snippet(session, assignment.snippet_id)
     if snippet is None:
         raise NotFound("no such task")
+    # A reviewer who picked the snippet before our lock held its row until their commit, so their
+    # new lease was invisible to the first revoke; now it is committed, and no new one can start
+    # (the pick skips locked rows, and after our commit the snippet is no longer queued).
+    revoked += revoke_leases(session, assignment.snippet_id)
     snippet.status = ESCALATED
     snippet.in_flight = 0
     esc = Escalation(
@@ -219,6 +223,7 @@ def _personal_data(
     snippet = lock_snippet(session, assignment.snippet_id)
     if snippet is None:
         raise NotFound("no such task")
+    revoked += revoke_leases(session, assignment.snippet_id)  # leases committed while we waited
     back_to = snippet.status if snippet.status in ("queued", "gold") else "queued"
     snippet.status = QUARANTINED
     snippet.in_flight = 0
@@ -278,6 +283,7 @@ def _accidental(
         # A second grader confirms: delete.
         revoked = revoke_leases(session, assignment.snippet_id)
         snippet = lock_snippet(session, assignment.snippet_id)
+        revoked += revoke_leases(session, assignment.snippet_id)  # leases committed while we waited
         open_esc.confirmations += 1
         open_esc.status, open_esc.resolution = "resolved", "confirmed_deleted"
         open_esc.resolved_at, open_esc.resolved_by = utcnow(), reviewer_id

@@ -99,6 +99,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("level", "idx", name=op.f("pk_audit_nodes")),
     )
     op.create_table(
+        "audit_pending",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("grp", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("at", earshot.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("target", sa.String(length=64), nullable=True),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("monitor", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_pending")),
+    )
+    op.create_table(
         "audit_records",
         sa.Column(
             "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False
@@ -700,6 +716,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_records_action"))
 
     op.drop_table("audit_records")
+    op.drop_table("audit_pending")
     op.drop_table("audit_nodes")
     op.drop_table("audit_known_networks")
     op.drop_table("audit_head")
