@@ -28,6 +28,7 @@ with the customer's key. Prints machine and database details first.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import random
@@ -277,6 +278,29 @@ class Stats:
             self.errors[name] += 1
 
 
+class GcPauses:
+    """Python garbage-collector pauses (they stop every thread) while the instance is active."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.durations.append(time.perf_counter() - self._started)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def __str__(self) -> str:
+        worst = 1000 * max(self.durations, default=0.0)
+        total = 1000 * sum(self.durations)
+        return f"gc: {len(self.durations)} collections, {total:.0f} ms, longest {worst:.1f} ms"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
@@ -343,15 +367,17 @@ def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -
     for t in threads:
         t.start()
     time.sleep(args.warmup)
+    pauses = GcPauses()
     stats.recording = True
     load_start = os.getloadavg()[0]
     time.sleep(args.seconds)
     stats.recording = False
     load_end = os.getloadavg()[0]
+    pauses.stop()
     stop.set()
     for t in threads:
         t.join(timeout=60)
-    print(f"load average during the run: {load_start:.1f} -> {load_end:.1f}")
+    print(f"load average during the run: {load_start:.1f} -> {load_end:.1f}; {pauses}")
     print(
         f"{'call':<18}{'count':>8}{'per s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'cpu ms':>9}{'stmts':>7}"

@@ -303,3 +303,16 @@ def test_direct_delivery_for_a_lead_is_traceable(dep, speech) -> None:
         report = trace_audio(s, dep, decode_audio(mp3(played))[:80000])
         assert report.match is not None and report.match.reviewer_id == lead
         assert report.match.snippet_id == "e" * 32 and report.match.ip == "10.9.9.9"
+
+
+def test_only_the_token_commit_skips_the_wal_flush(dep, speech) -> None:
+    """Issuing a URL stores nothing a crash could make matter; the delivery and its audit stay durable."""
+    if dep.db.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    (rid,), (aid,) = leased(dep, speech)
+    with dep.db.session() as s:
+        url = media.issue_media_url(s, dep, "sess-1", rid, aid)
+        assert s.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    with dep.db.session() as s:
+        media.redeem(s, dep, url.removeprefix(media.MEDIA_PREFIX), "sess-1", rid)
+        assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"

@@ -127,9 +127,16 @@ class Sequencer(threading.Thread):
         super().__init__(name="earshot-audit-sequencer", daemon=True)
         self.engine = engine
         self.wake = threading.Event()
+        self.stopped = False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in progress (and one more for what is pending), then end."""
+        self.stopped = True
+        self.wake.set()
+        self.join(timeout)
 
     def run(self) -> None:
-        while True:
+        while not self.stopped:
             self.wake.wait(SEQUENCER_IDLE_S)
             self.wake.clear()
             try:

@@ -68,7 +68,7 @@ def lock_reviewer(session: Session, reviewer_id: str) -> None:
 
     One statement: an upsert whose conflict branch updates (and so locks) the existing row.
     """
-    ins = _insert(session)(ReviewerState).values(reviewer_id=reviewer_id)
+    ins = _insert(session)(ReviewerState.__table__).values(reviewer_id=reviewer_id)  # Core: no ORM DML cost
     session.execute(
         ins.on_conflict_do_update(
             index_elements=["reviewer_id"], set_={"reviewer_id": ins.excluded.reviewer_id}
@@ -195,7 +195,7 @@ def pick_snippet(session: Session, reviewer_id: str, status: str, since_customer
 
 def _exclude(session: Session, reviewer_id: str, snippet: Snippet, now: datetime) -> None:
     """Record the recording (forever) and the customer (window starts now) as seen by the reviewer."""
-    stmt = _insert(session)(ReviewerExclusion).values(
+    stmt = _insert(session)(ReviewerExclusion.__table__).values(
         [
             {
                 "reviewer_id": reviewer_id,
