@@ -360,13 +360,16 @@ def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -
         for i, r in enumerate(reviewers)
     ]
     print(
-        f"\n{len(threads)} concurrent reviewers: warm-up {args.warmup:g} s, measured {args.seconds:g} s, "
+        f"\n{len(threads)} concurrent reviewers: warm-up {max(args.warmup, args.think_s, 0.5) + 1:g} s, "
+        f"measured {args.seconds:g} s, "
         f"listen {args.listen_s:g} s, think {args.think_s:g} s, pool {args.pool} connections",
         flush=True,
     )
     for t in threads:
         t.start()
-    time.sleep(args.warmup)
+    # Reviewers start staggered over the first think time: measure only once every one has started
+    # (otherwise a level's first, cold calls fall into the measured period at random).
+    time.sleep(max(args.warmup, args.think_s, 0.5) + 1.0)
     pauses = GcPauses()
     stats.recording = True
     load_start = os.getloadavg()[0]
@@ -428,7 +431,18 @@ def main() -> int:
     ap.add_argument("--snippet-s", type=float, default=3.0)
     ap.add_argument("--reviewers", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=60.0, help="measured period (after --warmup)")
-    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=10.0, help="at least the staggered start (--think-s)")
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="diagnostic: sys.setswitchinterval (s) - how long a busy thread keeps the GIL from waiting ones",
+    )
+    ap.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="diagnostic: gc.freeze() after start-up, so collections skip the start-up heap",
+    )
     ap.add_argument(
         "--listen-s", type=float, default=2.0, help="pause between audio and grade (>= snippet/2)"
     )
@@ -497,6 +511,13 @@ def main() -> int:
         else:
             print(f"loading into schema {schema} (data dir {data_dir}) ...", flush=True)
             reviewers = load(dep, args)
+        if args.switch_interval:
+            sys.setswitchinterval(args.switch_interval)
+            print(f"GIL switch interval {1000 * sys.getswitchinterval():g} ms")
+        if args.gc_freeze:
+            gc.collect()
+            gc.freeze()
+            print(f"gc.freeze(): {gc.get_freeze_count()} start-up objects out of the collector's way")
         met = True
         for level in args.levels or [args.reviewers]:
             met = run_level(dep, reviewers[:level], args) and met

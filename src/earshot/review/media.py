@@ -22,9 +22,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import soundfile as sf
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from earshot.audit import services as audit
 from earshot.database import utcnow
@@ -39,6 +38,7 @@ MEDIA_PREFIX = "/api/v1/media/"
 MAX_DELIVERIES_PER_ASSIGNMENT = 20  # plays (URL requests) of one snippet within one lease
 WATERMARK_SECRET = "review-watermark"  # noqa: S105 - the name of a derived secret, not one
 MARK_BITS = 47  # positive in a signed 64-bit column on every database
+_DELIVERIES = Delivery.__table__
 
 
 class MediaNotFound(LookupError):
@@ -115,6 +115,22 @@ def _refuse(
     return MediaNotFound("not found")
 
 
+def _refusal(
+    session: Session, token_hash: str, session_hash: str, reviewer_id: str, ip: str | None, now: datetime
+) -> MediaNotFound:
+    """Why a token could not be claimed: unknown (not audited), or refused and audited."""
+    delivery = session.scalar(select(Delivery).where(Delivery.token_hash == token_hash))
+    if delivery is None:
+        return MediaNotFound("not found")  # nothing to attribute: not audited
+    if delivery.reviewer_id != reviewer_id:
+        return _refuse(session, reviewer_id, "other reviewer", ip, delivery.id)
+    if not hmac.compare_digest(delivery.session_hash, session_hash):
+        return _refuse(session, reviewer_id, "other session", ip, delivery.id)
+    if delivery.expires_at <= now and delivery.used_at is None:
+        return _refuse(session, reviewer_id, "expired", ip, delivery.id)
+    return _refuse(session, reviewer_id, "used", ip, delivery.id)  # before, or by a concurrent request
+
+
 def redeem(
     session: Session,
     deployment: Deployment,
@@ -135,36 +151,31 @@ def redeem(
     now = utcnow()
     if not token or len(token) > 128:
         raise MediaNotFound("not found")
-    delivery = session.scalar(select(Delivery).where(Delivery.token_hash == _sha256(token)))
-    if delivery is None:
-        raise MediaNotFound("not found")  # nothing to attribute: not audited
-    if delivery.reviewer_id != reviewer_id:
-        raise _refuse(session, reviewer_id, "other reviewer", ip, delivery.id)
-    if not hmac.compare_digest(delivery.session_hash, _sha256(principal_session_id)):
-        raise _refuse(session, reviewer_id, "other session", ip, delivery.id)
-    if delivery.used_at is not None:
-        raise _refuse(session, reviewer_id, "used", ip, delivery.id)
-    if delivery.expires_at <= now:
-        raise _refuse(session, reviewer_id, "expired", ip, delivery.id)
+    token_hash, session_hash = _sha256(token), _sha256(principal_session_id)
+    # The common case in one statement: claim the token if it is this reviewer's and session's,
+    # unused and unexpired. Only a refusal reads the row to say why (for the audit record).
     claimed = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.used_at.is_(None), Delivery.expires_at > now)
-        .values(used_at=now, ip=ip)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # a concurrent request spent it first
-        raise _refuse(session, reviewer_id, "used", ip, delivery.id)
-    set_committed_value(delivery, "used_at", now)  # what the UPDATE wrote, without reading it back
-    set_committed_value(delivery, "ip", ip)
-    try:
-        assignment, snippet, wav = services.task_audio_source(
-            session, deployment, reviewer_id, delivery.assignment_id
+        _DELIVERIES.update()
+        .where(
+            _DELIVERIES.c.token_hash == token_hash,
+            _DELIVERIES.c.reviewer_id == reviewer_id,
+            _DELIVERIES.c.session_hash == session_hash,
+            _DELIVERIES.c.used_at.is_(None),
+            _DELIVERIES.c.expires_at > now,
         )
+        .values(used_at=now, ip=ip)
+        .returning(_DELIVERIES.c.assignment_id, _DELIVERIES.c.mark)
+    ).first()
+    if claimed is None:
+        raise _refusal(session, token_hash, session_hash, reviewer_id, ip, now)
+    assignment_id, mark = claimed
+    try:
+        assignment, snippet, wav = services.task_audio_source(session, deployment, reviewer_id, assignment_id)
     except services.NotFound as exc:
         raise MediaNotFound("not found") from exc
-    # Decrypt and watermark first: the audit append below locks the log's head until the caller
-    # commits, so nothing slow may happen after it.
-    marked = watermarked_wav(wav, delivery.mark, watermark_key(deployment))
+    # Decrypt and watermark before the audit append: where that append locks the log's head until
+    # commit (the one-step append), nothing slow may follow it.
+    marked = watermarked_wav(wav, mark, watermark_key(deployment))
     services.record_delivery(session, reviewer_id, assignment, snippet, ip=ip)
     return marked
 
