@@ -8,6 +8,7 @@ T seconds, whichever comes first) in its own transaction, after the caller's com
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -130,13 +131,14 @@ class Sequencer(threading.Thread):
         self.stopped = False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in progress (and one more for what is pending), then end."""
+        """Sequence what is pending one last time, then end (also run at interpreter exit)."""
         self.stopped = True
         self.wake.set()
-        self.join(timeout)
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
 
     def run(self) -> None:
-        while not self.stopped:
+        while True:
             self.wake.wait(SEQUENCER_IDLE_S)
             self.wake.clear()
             try:
@@ -145,7 +147,10 @@ class Sequencer(threading.Thread):
                 sequence_pending(self.engine)
             except Exception as exc:  # noqa: BLE001 - the events stay pending; the next run takes them
                 log.error("audit sequencing failed: %s", type(exc).__name__)
-                time.sleep(SEQUENCER_IDLE_S)
+                if not self.stopped:
+                    time.sleep(SEQUENCER_IDLE_S)
+            if self.stopped:
+                return
 
 
 def _sequence_after_commit(session: Session) -> None:
@@ -158,6 +163,7 @@ def _sequence_after_commit(session: Session) -> None:
             if ctx.sequencer is None or not ctx.sequencer.is_alive():
                 ctx.sequencer = Sequencer(engine)
                 ctx.sequencer.start()
+                atexit.register(ctx.sequencer.stop)  # a one-off command leaves nothing pending
         ctx.sequencer.wake.set()
         return
     try:
