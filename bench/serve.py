@@ -497,6 +497,7 @@ def main() -> int:
         dep.db.engine = sa.create_engine(dep.db.url, pool_size=args.pool, max_overflow=0, pool_timeout=60)
         dep.db.sessionmaker = sessionmaker(dep.db.engine, expire_on_commit=False)
         audit_context.install(dep)  # the audit wiring (MACs, sequencer, checkpoints) follows the engine
+        audit_context.use_background_sequencer(dep)  # as `earshot serve` does at start-up
         count_statements(dep.db.engine)
         set_policy(dep, ReviewPolicy(gold_rate=0.0, quota_per_hour=10_000, quota_per_shift=100_000))
         args.reviewers = max([args.reviewers, *(args.levels or [])])

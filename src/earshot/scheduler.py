@@ -80,9 +80,16 @@ def default_jobs(deployment: Deployment) -> list[Job]:
 
 
 def start_background_jobs(deployment: Deployment) -> BackgroundJobs | None:
-    """Start the jobs unless the deployment disables them (`background_jobs = false`)."""
+    """Start the jobs unless the deployment disables them (`background_jobs = false`).
+
+    Called once by server and worker processes at start-up. With background jobs on, their commits
+    also hand audit events to a background sequencer thread instead of sequencing them inline.
+    """
     if not deployment.settings.background_jobs:
         return None
+    from earshot.audit.context import use_background_sequencer
+
+    use_background_sequencer(deployment)
     jobs = BackgroundJobs(deployment, default_jobs(deployment))
     jobs.start()
     return jobs

@@ -232,8 +232,10 @@ def test_the_background_sequencer_takes_concurrent_commits_into_one_verifiable_t
         pytest.skip("SQLite appends to the tree in the transaction itself")
     import time
 
+    from earshot.audit.context import use_background_sequencer
+
+    use_background_sequencer(dep)
     ctx = install(dep)
-    ctx.inline_sequencing = False
     errors: list[BaseException] = []
 
     def worker(name: str) -> None:

@@ -59,9 +59,9 @@ class AuditContext:
     checkpointing: threading.RLock = field(default_factory=threading.RLock)
     monitor_policy: object | None = None  # monitoring.MonitorPolicy, built on first use
     # PostgreSQL: who moves committed pending events into the tree. Inline: the committing thread,
-    # right after its commit (tests, one-off commands: the record is in the tree when the
-    # transaction's `with` block ends). Otherwise a background `Sequencer` woken by each commit, so
-    # a request never waits for the log (servers: `background_jobs = true`).
+    # right after its commit (the default: tests, one-off commands; the record is in the tree when
+    # the transaction's `with` block ends). Server and worker processes switch to a background
+    # `Sequencer` woken by each commit (`use_background_sequencer`), so a request never waits.
     inline_sequencing: bool = True
     sequencer: Sequencer | None = None
 
@@ -91,7 +91,6 @@ def install(deployment: Deployment) -> AuditContext:
         checkpoint_file=checkpoint_file_for(settings),
         every_records=int(getattr(settings, "audit_checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
         every_seconds=float(getattr(settings, "audit_checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS)),
-        inline_sequencing=not getattr(settings, "background_jobs", False),
     )
     _contexts[engine] = ctx
     return ctx
@@ -129,6 +128,12 @@ class Sequencer(threading.Thread):
         self.engine = engine
         self.wake = threading.Event()
         self.stopped = False
+        self.dirty = False  # woken by a commit since the last successful run
+
+    def poke(self) -> None:
+        """A commit queued events: sequence them now."""
+        self.dirty = True
+        self.wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Sequence what is pending one last time, then end (also run at interpreter exit)."""
@@ -141,9 +146,12 @@ class Sequencer(threading.Thread):
         while True:
             self.wake.wait(SEQUENCER_IDLE_S)
             self.wake.clear()
+            if self.stopped and not self.dirty:
+                return
             try:
                 from earshot.audit.services import sequence_pending
 
+                self.dirty = False
                 sequence_pending(self.engine)
             except Exception as exc:  # noqa: BLE001 - the events stay pending; the next run takes them
                 log.error("audit sequencing failed: %s", type(exc).__name__)
@@ -164,7 +172,7 @@ def _sequence_after_commit(session: Session) -> None:
                 ctx.sequencer = Sequencer(engine)
                 ctx.sequencer.start()
                 atexit.register(ctx.sequencer.stop)  # a one-off command leaves nothing pending
-        ctx.sequencer.wake.set()
+        ctx.sequencer.poke()
         return
     try:
         from earshot.audit.services import sequence_pending
@@ -172,6 +180,11 @@ def _sequence_after_commit(session: Session) -> None:
         sequence_pending(engine)
     except Exception as exc:  # noqa: BLE001 - committed and pending: a later run sequences them
         log.error("audit sequencing failed: %s", type(exc).__name__)
+
+
+def use_background_sequencer(deployment: Deployment) -> None:
+    """Server and worker processes: commits wake a sequencer thread instead of sequencing inline."""
+    install(deployment).inline_sequencing = False
 
 
 def note_sequenced(engine: Engine, count: int) -> None:
