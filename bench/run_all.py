@@ -18,6 +18,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("deid", ["deid.py"]),
     ("audit", ["audit.py", "--records", "1000000"]),
     ("erasure", ["erasure.py", "--counts", "1,10000", "--repeat", "5"]),
+    ("watermark", ["watermark.py", "--candidates", "5000", "--trims", "3"]),
 ]
 if PG:
     RUNS.append(("serve", ["serve.py", "--levels", "1,200"]))
