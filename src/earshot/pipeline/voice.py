@@ -4,8 +4,9 @@ Per snippet, with parameters drawn from the caller's generator and never stored:
 1. pitch: the median F0 moves to a random target (not a ratio of the speaker's own F0); the
    excitation is pitch-scaled in the STFT domain by a phase-locked phase vocoder, so the
    duration and the bandwidth are kept;
-2. formants: the cepstral spectral envelope is warped along frequency by a random factor
-   (never close to 1) plus a random per-band warp;
+2. formants: the cepstral spectral envelope is warped along frequency so that its scale
+   moves to a random target drawn independently of the speaker (the speaker's own scale is
+   estimated from its F0), plus a random per-band warp;
 3. timbre: the snippet's long-term average envelope is replaced by a generic speech tilt and
    the envelope contrast (formant peak-to-valley) is scaled by a random factor.
 One STFT pass, vectorised over frames: about 3 ms of CPU per second of audio.
@@ -40,8 +41,14 @@ class AnonymiserConfig:
     min_shift_semitones: float = 2.0  # target at least this far from the speaker's own F0
     max_up_semitones: float = 6.0  # larger upward shifts cost ASR accuracy (measured)
     max_down_semitones: float = 12.0
-    formant_factor: tuple[float, float] = (0.88, 1.28)  # log-uniform; lower costs ASR accuracy
-    formant_min_change: float = 1.06  # factor kept at least this far from 1 (either direction)
+    # formants: a random target scale, independent of the speaker, reached by a warp factor
+    # clamped to `formant_factor`; the speaker's own scale is estimated from its F0 (the only
+    # cheap estimate that separated speakers/genders on the tuning speakers)
+    formant_target: bool = True  # False: a random ratio of the speaker's own scale (old method)
+    formant_target_range: tuple[float, float] = (0.85, 1.3)  # log-uniform output scale
+    vtl_gamma: float = 0.4  # speaker's log formant scale ~ vtl_gamma * log(F0 / 160 Hz)
+    formant_factor: tuple[float, float] = (0.8, 1.4)  # limits of the warp factor
+    formant_min_change: float = 1.06  # ratio mode only: factor kept this far from 1
     nonlinear_warp: float = 0.1  # std (log) of random per-band warp factors
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
     contrast: tuple[float, float] = (0.75, 1.3)  # log-uniform factor on envelope peak-to-valley
@@ -122,6 +129,11 @@ class VoiceAnonymiser:
             shift = _uniform_excluding(u_pitch, -5 * _SEMITONE, 5 * _SEMITONE, 2 * _SEMITONE)
         f_lo, f_hi = np.log(c.formant_factor[0]), np.log(c.formant_factor[1])
         formant = np.exp(_uniform_excluding(u_formant, f_lo, f_hi, np.log(c.formant_min_change)))
+        if c.formant_target and src_f0 is not None:
+            # target scale minus the speaker's estimated scale, within the factor limits
+            t_lo, t_hi = np.log(c.formant_target_range[0]), np.log(c.formant_target_range[1])
+            own = c.vtl_gamma * np.log(src_f0 / 160.0)
+            formant = float(np.exp(np.clip(t_lo + u_formant * (t_hi - t_lo) - own, f_lo, f_hi)))
         return _Draw(
             pitch_ratio=float(np.exp(shift)),
             formant=float(formant),
@@ -154,9 +166,7 @@ class VoiceAnonymiser:
 
         # 2. formants: global and per-band warp of the envelope, kept monotone
         k = np.arange(env.shape[1])
-        log_w = np.log(p.formant) + c.nonlinear_warp * np.interp(
-            k, np.asarray(_ANCHORS_HZ) / bin_hz, p.bands
-        )
+        log_w = np.log(p.formant) + c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, p.bands)
         src = np.maximum.accumulate(k * np.exp(-log_w))
         new_env = warp_bins(env, src)
 
