@@ -94,3 +94,54 @@ def test_non_finite_input_does_not_crash() -> None:
     x[100:200] = np.nan
     y = VoiceAnonymiser().anonymise(x, np.random.default_rng(0))
     assert np.all(np.isfinite(y)) and len(y) == len(x)
+
+
+def _formant_scale(y: np.ndarray, x: np.ndarray) -> float:
+    """Frequency scale that best maps the average envelope of `x` onto that of `y`."""
+    from earshot.pipeline.voice_dsp import cepstral_envelope, stft, warp_bins
+
+    def mean_env(z: np.ndarray) -> np.ndarray:
+        p = np.abs(stft(z.astype(np.float64))) ** 2
+        env = cepstral_envelope(0.5 * np.log(p + 1e-20), 36)
+        db = 10 * np.log10(p.sum(axis=1) + 1e-20)
+        return env[db > db.max() - 20].mean(axis=0)
+
+    a, b = mean_env(y), mean_env(x)
+    k = np.arange(len(a))
+    band = (k > 4) & (k < 64)  # 250-4000 Hz
+    scales = np.exp(np.linspace(-0.4, 0.4, 81))
+    err = [np.var((warp_bins(b[None], k / s)[0] - a)[band]) for s in scales]
+    return float(scales[int(np.argmin(err))])
+
+
+def test_formant_scale_moves_toward_a_speaker_independent_target() -> None:
+    """A low (male-like) voice gets its formants raised, a high one lowered, on average."""
+    from earshot.pipeline.voice import AnonymiserConfig
+
+    # only the global warp, so the measured scale is the drawn one
+    cfg = AnonymiserConfig(ltas_removal=0.0, nonlinear_warp=0.0, contrast=(1.0, 1.0))
+    means = {}
+    for f0 in (105.0, 220.0):
+        x = _voice_like(seconds=2.0, f0=f0)
+        scales = [
+            _formant_scale(VoiceAnonymiser(cfg).anonymise(x, np.random.default_rng(s)), x) for s in range(8)
+        ]
+        means[f0] = float(np.exp(np.mean(np.log(scales))))
+        assert np.ptp(np.log(scales)) > 0.1  # a different scale per snippet
+    assert means[105.0] > 1.1 and means[220.0] < 1.0
+
+
+def test_formant_target_distribution_does_not_depend_on_the_speaker() -> None:
+    """The drawn output scale (speaker's estimated scale x warp) has one distribution for all."""
+    anon = VoiceAnonymiser()
+    c = anon.config
+    outs = {}
+    for f0 in (100.0, 150.0, 230.0):
+        own = c.vtl_gamma * np.log(f0 / 160.0)
+        outs[f0] = np.array(
+            [own + np.log(anon._draw(np.random.default_rng(s), f0).formant) for s in range(400)]
+        )
+    means = [o.mean() for o in outs.values()]
+    assert np.ptp(means) < 0.04  # same target distribution, whatever the voice
+    ratios = {f0: np.mean(o - c.vtl_gamma * np.log(f0 / 160.0)) for f0, o in outs.items()}
+    assert ratios[100.0] > 0.1 and ratios[230.0] < 0.0  # ...reached by opposite warps
