@@ -525,6 +525,9 @@ def main() -> int:
             audit_check(dep)
         return 0
     finally:
+        sequencer = audit_context.install(dep).sequencer
+        if sequencer is not None:
+            sequencer.stop()  # before the schema may be dropped
         dep.close()
         if not args.keep:
             with admin.begin() as c:
