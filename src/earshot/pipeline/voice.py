@@ -50,6 +50,8 @@ class AnonymiserConfig:
     formant_factor: tuple[float, float] = (0.8, 1.4)  # limits of the warp factor
     formant_min_change: float = 1.06  # ratio mode only: factor kept this far from 1
     nonlinear_warp: float = 0.1  # std (log) of random per-band warp factors
+    ltas_random_db: float = 12.0  # std (dB) of a random smooth pseudo-speaker average envelope
+    ltas_random_from_hz: float = 3000.0  # random envelope only above this (1 kHz ramp below)
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
     contrast: tuple[float, float] = (0.75, 1.3)  # log-uniform factor on envelope peak-to-valley
     lifter: int = 36  # cepstral terms kept for the envelope
@@ -60,6 +62,7 @@ class AnonymiserConfig:
 
 _ANCHORS_HZ = (0.0, 400.0, 1000.0, 1800.0, 2800.0, 4200.0, 8000.0)  # per-band warp anchors
 _LOG_EPS = 1e-10
+_N_TIMBRE = 6  # cosine terms (on a log-frequency axis) of the random average envelope
 _SEMITONE = np.log(2) / 12
 
 
@@ -102,6 +105,7 @@ class _Draw:
     formant: float
     bands: np.ndarray
     contrast: float
+    timbre: np.ndarray
 
 
 class VoiceAnonymiser:
@@ -139,6 +143,7 @@ class VoiceAnonymiser:
             formant=float(formant),
             bands=rng.standard_normal(len(_ANCHORS_HZ)),
             contrast=float(np.exp(rng.uniform(np.log(c.contrast[0]), np.log(c.contrast[1])))),
+            timbre=rng.standard_normal(_N_TIMBRE),
         )
 
     def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio:
@@ -174,7 +179,14 @@ class VoiceAnonymiser:
         if c.ltas_removal > 0 and speech.any():
             mean_env = new_env[speech].mean(axis=0)
             shape = mean_env - mean_env.mean()
-            new_env = new_env - c.ltas_removal * (shape - _generic_shape(k, bin_hz))[None, :]
+            target = _generic_shape(k, bin_hz)
+            if c.ltas_random_db > 0:
+                u = np.log(np.maximum(k * bin_hz, 100.0) / 100.0) / np.log(80.0)  # 0..1
+                basis = np.cos(np.pi * np.outer(np.arange(1, _N_TIMBRE + 1), u))
+                weight = np.clip((k * bin_hz - c.ltas_random_from_hz) / 1000.0 + 1.0, 0.0, 1.0)
+                rand = (p.timbre @ basis) / np.sqrt(_N_TIMBRE / 2)
+                target = target + c.ltas_random_db * np.log(10) / 20 * weight * rand
+            new_env = new_env - c.ltas_removal * (shape - target)[None, :]
         level = new_env.mean(axis=1, keepdims=True)
         new_env = level + p.contrast * (new_env - level)
 
