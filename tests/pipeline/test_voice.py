@@ -145,3 +145,23 @@ def test_formant_target_distribution_does_not_depend_on_the_speaker() -> None:
     assert np.ptp(means) < 0.04  # same target distribution, whatever the voice
     ratios = {f0: np.mean(o - c.vtl_gamma * np.log(f0 / 160.0)) for f0, o in outs.items()}
     assert ratios[100.0] > 0.1 and ratios[230.0] < 0.0  # ...reached by opposite warps
+
+
+def test_random_average_envelope_changes_only_the_high_band() -> None:
+    """The pseudo-speaker average envelope differs per snippet above ~2 kHz, not below."""
+    from earshot.pipeline.voice import AnonymiserConfig
+    from earshot.pipeline.voice_dsp import stft
+
+    def ltas_db(y: np.ndarray) -> np.ndarray:
+        return 10 * np.log10(np.mean(np.abs(stft(y.astype(np.float64))) ** 2, axis=0) + 1e-20)
+
+    x = _voice_like(seconds=2.0)
+    hz = np.arange(129) * SAMPLE_RATE / 256
+    low, high = (hz > 200) & (hz < 1500), (hz > 3000) & (hz < 7500)
+    plain = VoiceAnonymiser(AnonymiserConfig(ltas_random_db=0.0))
+    for seed in range(3):  # same generator: every other parameter is drawn identically
+        d = ltas_db(VoiceAnonymiser().anonymise(x, np.random.default_rng(seed)))
+        d -= ltas_db(plain.anonymise(x, np.random.default_rng(seed)))
+        d -= np.mean(d[low])  # loudness normalisation moves everything together
+        assert np.max(np.abs(d[low])) < 1.5
+        assert np.std(d[high]) > 2.0 or abs(np.mean(d[high])) > 3.0
