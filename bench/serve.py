@@ -41,6 +41,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -57,6 +58,7 @@ from earshot.review import media, services
 from earshot.review.policy import ReviewPolicy, set_policy
 from earshot.review.wav import encode_wav
 from earshot.vault.services import BLOB_VERSION
+from earshot.web.app import freeze_startup_heap
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -351,20 +353,27 @@ def reviewer_loop(
         stop.wait(rng.uniform(0.5, 1.5) * args.think_s)
 
 
-def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -> bool:
-    """Run `len(reviewers)` reviewer threads for warm-up + measured time; print the table."""
+def configure(dep: Deployment, pool: int) -> None:
+    """One engine for every reviewer thread of this process, sized like an app server's pool; the
+    audit wiring follows it, with the background sequencer `earshot serve` uses."""
+    dep.db.engine.dispose()
+    dep.db.engine = sa.create_engine(dep.db.url, pool_size=pool, max_overflow=0, pool_timeout=60)
+    dep.db.sessionmaker = sessionmaker(dep.db.engine, expire_on_commit=False)
+    audit_context.install(dep)  # the audit wiring (MACs, sequencer, checkpoints) follows the engine
+    audit_context.use_background_sequencer(dep)  # as `earshot serve` does at start-up
+    count_statements(dep.db.engine)
+
+
+def measure(
+    dep: Deployment, reviewers: list[str], args: argparse.Namespace, offset: int = 0
+) -> tuple[Stats, str]:
+    """Reviewer threads in this process for warm-up + measured time: their stats and GC pauses."""
     stats = Stats()
     stop = threading.Event()
     threads = [
-        threading.Thread(target=reviewer_loop, args=(dep, r, stats, stop, args, i), daemon=True)
+        threading.Thread(target=reviewer_loop, args=(dep, r, stats, stop, args, offset + i), daemon=True)
         for i, r in enumerate(reviewers)
     ]
-    print(
-        f"\n{len(threads)} concurrent reviewers: warm-up {max(args.warmup, args.think_s, 0.5) + 1:g} s, "
-        f"measured {args.seconds:g} s, "
-        f"listen {args.listen_s:g} s, think {args.think_s:g} s, pool {args.pool} connections",
-        flush=True,
-    )
     for t in threads:
         t.start()
     # Reviewers start staggered over the first think time: measure only once every one has started
@@ -372,15 +381,81 @@ def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -
     time.sleep(max(args.warmup, args.think_s, 0.5) + 1.0)
     pauses = GcPauses()
     stats.recording = True
-    load_start = os.getloadavg()[0]
     time.sleep(args.seconds)
     stats.recording = False
-    load_end = os.getloadavg()[0]
     pauses.stop()
     stop.set()
     for t in threads:
         t.join(timeout=60)
-    print(f"load average during the run: {load_start:.1f} -> {load_end:.1f}; {pauses}")
+    return stats, str(pauses)
+
+
+def _worker_process(
+    args: argparse.Namespace, data_dir: str, url: str, reviewers: list[str], offset: int, out: Any
+) -> None:
+    """One server-like process (as `earshot serve --workers N` runs): its own deployment, engine
+    and pool, a share of the reviewers; sends its samples back."""
+    dep = Deployment.open(load_settings(data_dir, database_url=url))
+    try:
+        configure(dep, args.pool_per_process)
+        if args.gc_freeze:
+            freeze_startup_heap()
+        stats, pauses = measure(dep, reviewers, args, offset)
+        out.put(
+            {"samples": dict(stats.samples), "cpu": dict(stats.cpu), "statements": dict(stats.statements),
+             "errors": dict(stats.errors), "pauses": pauses}  # fmt: skip
+        )
+    finally:
+        sequencer = audit_context.install(dep).sequencer
+        if sequencer is not None:
+            sequencer.stop()
+        dep.close()
+
+
+def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -> bool:
+    """Run `len(reviewers)` reviewers for warm-up + measured time, in --processes server-like
+    processes (threads in each); print the table."""
+    print(
+        f"\n{len(reviewers)} concurrent reviewers in {args.processes} process(es): "
+        f"warm-up {max(args.warmup, args.think_s, 0.5) + 1:g} s, measured {args.seconds:g} s, "
+        f"listen {args.listen_s:g} s, think {args.think_s:g} s, "
+        f"pool {args.pool_per_process if args.processes > 1 else args.pool} connections per process",
+        flush=True,
+    )
+    load_start = os.getloadavg()[0]
+    if args.processes <= 1:
+        stats, pauses = measure(dep, reviewers, args)
+        pause_lines = [pauses]
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        shares = [reviewers[k :: args.processes] for k in range(args.processes)]
+        procs = [
+            ctx.Process(
+                target=_worker_process,
+                args=(args, str(dep.settings.data_dir), dep.db.url, share, 10_000 * k, out),
+            )
+            for k, share in enumerate(shares)
+            if share
+        ]
+        for proc in procs:
+            proc.start()
+        stats = Stats()
+        pause_lines = []
+        for _ in procs:
+            part = out.get(timeout=max(args.warmup, args.think_s) + args.seconds + 300)
+            for field in ("samples", "cpu", "statements"):
+                for name, values in part[field].items():
+                    getattr(stats, field)[name].extend(values)
+            for name, n in part["errors"].items():
+                stats.errors[name] += n
+            pause_lines.append(part["pauses"])
+        for proc in procs:
+            proc.join(timeout=60)
+    load_end = os.getloadavg()[0]
+    print(f"load average during the run: {load_start:.1f} -> {load_end:.1f}; " + "; ".join(pause_lines))
     print(
         f"{'call':<18}{'count':>8}{'per s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'cpu ms':>9}{'stmts':>7}"
@@ -439,15 +514,22 @@ def main() -> int:
         help="diagnostic: sys.setswitchinterval (s) - how long a busy thread keeps the GIL from waiting ones",
     )
     ap.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="diagnostic: gc.freeze() after start-up, so collections skip the start-up heap",
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="diagnostic: skip the gc.freeze() after start-up that `earshot serve` does",
     )
     ap.add_argument(
         "--listen-s", type=float, default=2.0, help="pause between audio and grade (>= snippet/2)"
     )
     ap.add_argument("--think-s", type=float, default=5.0, help="mean pause after each grade")
-    ap.add_argument("--pool", type=int, default=60, help="database connections of the process")
+    ap.add_argument("--pool", type=int, default=60, help="database connections in all (split over processes)")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server-like processes sharing the reviewers, as `earshot serve --workers N` (default 1)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the bench schema (and its data dir)")
     ap.add_argument(
@@ -468,6 +550,7 @@ def main() -> int:
         help="diagnostic: skip the audit log's monitoring rules (records are still appended)",
     )
     args = ap.parse_args()
+    args.pool_per_process = max(1, -(-args.pool // max(1, args.processes)))
     if args.no_audit_monitoring:
         from earshot.audit import monitoring
 
@@ -492,13 +575,7 @@ def main() -> int:
         data_dir = tempfile.mkdtemp(prefix="earshot-bench-", dir=shm)
     dep = Deployment.open(load_settings(data_dir, database_url=_schema_url(args.database_url, schema)))
     try:
-        # One engine for every reviewer thread, sized like an app server's pool.
-        dep.db.engine.dispose()
-        dep.db.engine = sa.create_engine(dep.db.url, pool_size=args.pool, max_overflow=0, pool_timeout=60)
-        dep.db.sessionmaker = sessionmaker(dep.db.engine, expire_on_commit=False)
-        audit_context.install(dep)  # the audit wiring (MACs, sequencer, checkpoints) follows the engine
-        audit_context.use_background_sequencer(dep)  # as `earshot serve` does at start-up
-        count_statements(dep.db.engine)
+        configure(dep, args.pool)
         set_policy(dep, ReviewPolicy(gold_rate=0.0, quota_per_hour=10_000, quota_per_shift=100_000))
         args.reviewers = max([args.reviewers, *(args.levels or [])])
         if reuse:
@@ -516,9 +593,8 @@ def main() -> int:
             sys.setswitchinterval(args.switch_interval)
             print(f"GIL switch interval {1000 * sys.getswitchinterval():g} ms")
         if args.gc_freeze:
-            gc.collect()
-            gc.freeze()
-            print(f"gc.freeze(): {gc.get_freeze_count()} start-up objects out of the collector's way")
+            n = freeze_startup_heap()
+            print(f"gc.freeze(): {n} start-up objects out of the collector's way (as earshot serve does)")
         met = True
         for level in args.levels or [args.reviewers]:
             met = run_level(dep, reviewers[:level], args) and met

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,25 +17,40 @@ SAMPLES = Path(__file__).resolve().parent.parent / "demo" / "samples"
 DEMO_CUSTOMERS = ("demo-customer-1", "demo-customer-2", "demo-customer-3")
 
 
-def _serve(dep: Deployment, host: str, port: int) -> None:
+def _serve(dep: Deployment, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
-    from earshot.web.app import create_app
+    from earshot.web.app import create_app, freeze_startup_heap
 
     if host not in ("127.0.0.1", "::1", "localhost"):
         typer.secho("warning: binding outside loopback; put a TLS proxy in front", err=True)
-    uvicorn.run(create_app(dep), host=host, port=port, log_level="warning", server_header=False)
+    options = {"host": host, "port": port, "log_level": "warning", "server_header": False}
+    if workers <= 1:
+        application = create_app(dep)
+        freeze_startup_heap()  # the server's start-up heap stays out of every later collection
+        uvicorn.run(application, **options)  # type: ignore[arg-type]
+        return
+    # Several processes (one GIL each): uvicorn imports the factory in every worker, which opens
+    # the deployment named by EARSHOT_DATA_DIR itself.
+    os.environ["EARSHOT_DATA_DIR"] = str(dep.settings.data_dir)
+    dep.close()
+    uvicorn.run("earshot.web.app:create_app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Server processes (PostgreSQL deployments; SQLite: keep 1)."
+    ),
     data_dir: DataDir = DEFAULT,
 ) -> None:
     """Serve the reviewer UI and the API."""
     dep = Deployment.open(load_settings(data_dir))
+    if workers > 1 and dep.db.url.startswith("sqlite"):
+        raise typer.BadParameter("--workers > 1 needs a PostgreSQL database (database_url)")
     typer.echo(f"Earshot on http://{host}:{port}/ (data in {dep.settings.data_dir})")
-    _serve(dep, host, port)
+    _serve(dep, host, port, workers)
 
 
 def worker(data_dir: DataDir = DEFAULT, concurrency: int = typer.Option(1, "--concurrency", min=1)) -> None:
