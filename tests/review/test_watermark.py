@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -178,21 +177,10 @@ def test_too_little_audio_says_nothing(leaked_mp3) -> None:
     assert wm.detect(leaked_mp3, KEY, []).match is None
 
 
-def test_embed_is_fast(speech) -> None:
-    ten_s = np.resize(speech, 10 * RATE)
-    wm.embed(ten_s, MARK, KEY)
-    best = min(_timed(lambda: wm.embed(ten_s, MARK, KEY)) for _ in range(7))
-    assert best < 0.020
-
-
-def test_trace_over_thousands_is_quick(leaked_mp3) -> None:
-    candidates = [MARK, *range(1, 5000)]
-    elapsed = _timed(lambda: wm.detect(piece(leaked_mp3, 1.0, 1.0), KEY, candidates))
-    assert elapsed < 10.0  # about 2 s on one idle core
-
-
-def _timed(fn) -> float:
-    """CPU seconds of this process (other helpers share the cores: wall time would measure them)."""
-    start = time.process_time()
-    fn()
-    return time.process_time() - start
+def test_trace_names_the_right_delivery_among_thousands(leaked_mp3) -> None:
+    # 5000 deliveries; the speed of this is measured by bench/watermark.py, not here
+    candidates = [*range(1, 2500), MARK, *range(2500, 5000)]
+    result = wm.detect(piece(leaked_mp3, 1.0, 1.0), KEY, candidates)
+    assert result.candidates == 5000
+    assert result.match is not None and result.match.payload == MARK
+    assert [m.payload for m in result.matches] == [MARK]
