@@ -63,4 +63,8 @@ class Deployment:
         return self.keys.secret("customer-pseudonym")
 
     def close(self) -> None:
+        """Stop the audit sequencer thread (it holds the engine) and close every connection."""
+        from earshot.audit.context import stop_sequencer
+
+        stop_sequencer(self.db.engine)
         self.db.dispose()

@@ -182,6 +182,20 @@ def _sequence_after_commit(session: Session) -> None:
         log.error("audit sequencing failed: %s", type(exc).__name__)
 
 
+def stop_sequencer(engine: Engine) -> None:
+    """Sequence what is pending and end the engine's background sequencer, if one runs (before
+    the engine is disposed: a live sequencer would open new connections on it every second)."""
+    ctx = _contexts.get(engine)
+    if ctx is None:
+        return
+    with ctx.lock:
+        sequencer, ctx.sequencer = ctx.sequencer, None
+        ctx.inline_sequencing = True
+    if sequencer is not None:
+        sequencer.stop()
+        atexit.unregister(sequencer.stop)
+
+
 def use_background_sequencer(deployment: Deployment) -> None:
     """Server and worker processes: commits wake a sequencer thread instead of sequencing inline."""
     install(deployment).inline_sequencing = False
