@@ -36,6 +36,25 @@ def _postgres_schema_url(base: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _close_deployments_opened_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every deployment a test opened indirectly (CLI commands run in-process by CliRunner
+    open their own and rely on the process exiting): their pooled PostgreSQL connections would
+    otherwise pile up across the run until the server refuses new clients."""
+    opened: list[Deployment] = []
+    original = Deployment.open.__func__  # type: ignore[attr-defined]
+
+    def tracking_open(cls: type[Deployment], *args: object, **kwargs: object) -> Deployment:
+        dep = original(cls, *args, **kwargs)
+        opened.append(dep)
+        return dep
+
+    monkeypatch.setattr(Deployment, "open", classmethod(tracking_open))
+    yield
+    for dep in opened:
+        dep.close()  # idempotent for the ones make_deployment closes too
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
     """None means the embedded default (SQLite in the data dir)."""
