@@ -406,10 +406,7 @@ def _worker_process(
              "errors": dict(stats.errors), "pauses": pauses}  # fmt: skip
         )
     finally:
-        sequencer = audit_context.install(dep).sequencer
-        if sequencer is not None:
-            sequencer.stop()
-        dep.close()
+        dep.close()  # also stops the audit sequencer
 
 
 def run_level(dep: Deployment, reviewers: list[str], args: argparse.Namespace) -> bool:
@@ -601,10 +598,7 @@ def main() -> int:
             audit_check(dep)
         return 0
     finally:
-        sequencer = audit_context.install(dep).sequencer
-        if sequencer is not None:
-            sequencer.stop()  # before the schema may be dropped
-        dep.close()
+        dep.close()  # stops the audit sequencer too, before the schema may be dropped
         if not args.keep:
             with admin.begin() as c:
                 c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -14,7 +14,7 @@ the database write lock anyway, so `record` appends to the tree at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _q
@@ -220,6 +220,25 @@ def _write(
     _save_head(conn, frontier, nodes)
 
 
+_EVENT_FIELDS = ("at", "actor", "action", "target", "ip", "outcome", "details")
+
+
+def _leaf_row(
+    frontier: Frontier, mac: Callable[[bytes], bytes] | None, event: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Give `event` (at, actor, action, target, ip, outcome, details) the next `seq`, its leaf hash
+    and MAC, and append the leaf to `frontier`: the record row and the node hashes to store."""
+    seq = frontier.size + 1
+    at_text = event["at"].astimezone(UTC).strftime(TIME_FORMAT)
+    leaf = leaf_hash(
+        entry_bytes(seq, at_text, event["actor"], event["action"], event["target"], event["ip"],
+                    event["outcome"], event["details"])
+    )  # fmt: skip
+    row = {"seq": seq, **{k: event[k] for k in _EVENT_FIELDS}, "leaf_hash": leaf,
+           "mac": mac(leaf) if mac else None}  # fmt: skip
+    return row, _stored_nodes(frontier.append(leaf))
+
+
 def record(
     session: Session,
     *,
@@ -239,109 +258,53 @@ def record(
     database write lock) and the record appended at once; the rules judge the event first, counting
     it themselves, and an alert they raise gets the record's `seq` once it is known.
     """
-    details_text = _check_details(details)
     conn = session.connection()
-    at = clock()
+    event = {"at": clock(), "actor": actor, "action": action, "target": target, "ip": ip,
+             "outcome": outcome, "details": _check_details(details)}  # fmt: skip
     if conn.dialect.name == "postgresql":
-        event = {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "ip": ip,
-            "outcome": outcome,
-            "details": details_text,
-            "monitor": monitor,
-        }
-        _queue(session, conn, [event])
-        return AuditRecord(
-            at=at, actor=actor, action=action, target=target, ip=ip, outcome=outcome, details=details_text
-        )
-    at_text = at.astimezone(UTC).strftime(TIME_FORMAT)
+        _queue(session, conn, [{**event, "monitor": monitor}])
+        return AuditRecord(**event)
     alerts = []
     if monitor:
         from earshot.audit.monitoring import check_event
 
-        pending = AuditRecord(
-            at=at, actor=actor, action=action, target=target, ip=ip, outcome=outcome, details=details_text
-        )
-        alerts = check_event(session, pending, stored=False)
+        alerts = check_event(session, AuditRecord(**event), stored=False)
     ctx = audit_context.context_for(session)
     frontier = _locked_head(session, conn)
-    seq = frontier.size + 1
-    leaf = leaf_hash(entry_bytes(seq, at_text, actor, action, target, ip, outcome, details_text))
-    values = {
-        "seq": seq,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "ip": ip,
-        "outcome": outcome,
-        "details": details_text,
-        "leaf_hash": leaf,
-        "mac": ctx.keys.mac(leaf) if ctx else None,
-    }
-    _write(conn, [values], frontier, _stored_nodes(frontier.append(leaf)))
+    values, nodes = _leaf_row(frontier, ctx.keys.mac if ctx else None, event)
+    _write(conn, [values], frontier, nodes)
     # Hand the caller a persistent ORM object without a second INSERT.
     rec = AuditRecord(**values)
     make_transient_to_detached(rec)
     session.add(rec)
     audit_context.note_appended(session)
     for alert in alerts:
-        alert.record_seq = seq  # written with the commit's flush
+        alert.record_seq = values["seq"]  # written with the commit's flush
     return rec
 
 
 def record_many(session: Session, events: Iterable[Event], *, monitor: bool = True) -> int:
     """Append many events in one go (one head lock, batched inserts); returns how many."""
     conn = session.connection()
+    at = clock()
+    batch = [
+        {"at": at, "actor": ev.actor, "action": ev.action, "target": ev.target, "ip": ev.ip,
+         "outcome": ev.outcome, "details": _check_details(ev.details)}
+        for ev in events
+    ]  # fmt: skip
     if conn.dialect.name == "postgresql":
-        queued_at = clock()
-        queued = [
-            {
-                "at": queued_at,
-                "actor": ev.actor,
-                "action": ev.action,
-                "target": ev.target,
-                "ip": ev.ip,
-                "outcome": ev.outcome,
-                "details": _check_details(ev.details),
-                "monitor": monitor,
-            }
-            for ev in events
-        ]
-        if queued:
-            _queue(session, conn, queued)
-        return len(queued)
+        if batch:
+            _queue(session, conn, [{**event, "monitor": monitor} for event in batch])
+        return len(batch)
     frontier = _locked_head(session, conn)
     ctx = audit_context.context_for(session)
+    mac = ctx.keys.mac if ctx else None
     rows: list[dict[str, Any]] = []
     nodes: list[dict[str, Any]] = []
-    at = clock()
-    at_text = at.astimezone(UTC).strftime(TIME_FORMAT)
-    mac = ctx.keys.mac if ctx else None
-    for ev in events:
-        details_text = _check_details(ev.details)
-        seq = frontier.size + 1
-        leaf = leaf_hash(
-            entry_bytes(seq, at_text, ev.actor, ev.action, ev.target, ev.ip, ev.outcome, details_text)
-        )
-        rows.append(
-            {
-                "seq": seq,
-                "at": at,
-                "actor": ev.actor,
-                "action": ev.action,
-                "target": ev.target,
-                "ip": ev.ip,
-                "outcome": ev.outcome,
-                "details": details_text,
-                "leaf_hash": leaf,
-                "mac": mac(leaf) if mac else None,
-            }
-        )
-        nodes.extend(_stored_nodes(frontier.append(leaf)))
+    for event in batch:
+        row, formed = _leaf_row(frontier, mac, event)
+        rows.append(row)
+        nodes.extend(formed)
     if not rows:
         return 0
     _write(conn, rows, frontier, nodes)
@@ -399,34 +362,9 @@ def sequence_pending(engine: Engine, *, batch: int = SEQUENCE_BATCH) -> int:
             records: list[dict[str, Any]] = []
             nodes: list[dict[str, Any]] = []
             for row in rows:
-                seq = frontier.size + 1
-                leaf = leaf_hash(
-                    entry_bytes(
-                        seq,
-                        row.at.astimezone(UTC).strftime(TIME_FORMAT),
-                        row.actor,
-                        row.action,
-                        row.target,
-                        row.ip,
-                        row.outcome,
-                        row.details,
-                    )
-                )
-                records.append(
-                    {
-                        "seq": seq,
-                        "at": row.at,
-                        "actor": row.actor,
-                        "action": row.action,
-                        "target": row.target,
-                        "ip": row.ip,
-                        "outcome": row.outcome,
-                        "details": row.details,
-                        "leaf_hash": leaf,
-                        "mac": mac(leaf) if mac else None,
-                    }
-                )
-                nodes.extend(_stored_nodes(frontier.append(leaf)))
+                values, formed = _leaf_row(frontier, mac, row._mapping)
+                records.append(values)
+                nodes.extend(formed)
             _write(conn, records, frontier, nodes)
             conn.execute(_DELETE_PENDING, {"ids": [row.id for row in rows]})
             for row, values in zip(rows, records, strict=True):
