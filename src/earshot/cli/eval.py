@@ -12,6 +12,9 @@ def eval_cmd(
     out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.json/.html."),
     limit: int | None = typer.Option(None, "--limit", min=2, help="At most N utterances."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-utterance random draws."),
+    draws: int = typer.Option(
+        1, "--draws", min=1, help="Anonymise every test utterance N times; figures are means."
+    ),
     pii: bool = typer.Option(False, "--pii", help="Also measure PII recoverable after de-id."),
     baseline: bool = typer.Option(
         False, "--baseline", help="Also evaluate the McAdams baseline for comparison."
@@ -49,7 +52,7 @@ def eval_cmd(
         try:
             report = run_eval(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
-                with_asr=asr, pii=pii, judge_name=judge, progress=progress,
+                with_asr=asr, pii=pii, judge_name=judge, draws=draws, progress=progress,
             )
         except ManifestError as exc:
             raise fail(str(exc)) from None

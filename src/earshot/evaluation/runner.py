@@ -105,10 +105,15 @@ def run_eval(
     with_asr: bool = True,
     pii: bool = False,
     judge_name: str = "whisper",
+    draws: int = 1,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation, write report.json and report.html into `out_dir`, return it."""
-    from earshot.evaluation.speaker import LdaBackend, SpeakerEncoder, score_trials
+    """Run the whole evaluation, write report.json and report.html into `out_dir`, return it.
+
+    `draws`: how many times every test utterance is anonymised (independent random draws);
+    each figure is the mean over draws, so the draw-to-draw noise of the estimate shrinks.
+    """
+    from earshot.evaluation.speaker import SpeakerEncoder, score_trials
 
     progress = progress or _silent
     if anonymisers is None:
@@ -148,6 +153,7 @@ def run_eval(
         "n_attacker_speakers": len({spk[i] for i in np.flatnonzero(split.backend)}),
         "test_audio_s": round(float(durations[split.test].sum()), 1),
         "seed": seed,
+        "draws": draws,
         "attacker_copies": attacker_copies,
         "targets": TARGETS,
         "original": {},
@@ -173,65 +179,11 @@ def run_eval(
         report["original"]["wer"] = round(word_error_rate(refs, hyps_orig), 4)
 
     for anon in anonymisers:
-        name = anon.name
-        sysrep: dict[str, Any] = {}
-        anon_test: dict[int, Audio] = {}
-        spent = 0.0
-        for k, i in enumerate(test_idx):
-            progress(f"anonymise ({name})", k, len(test_idx))
-            t0 = time.perf_counter()
-            anon_test[i] = anon.anonymise(audio[i], _rng(seed, name, int(i)))
-            spent += time.perf_counter() - t0
-        progress(f"anonymise ({name})", len(test_idx), len(test_idx))
-        total_s = float(durations[test_idx].sum())
-        sysrep["anonymise_ms_per_audio_s"] = round(1000 * spent / max(total_s, 1e-9), 2)
-        sysrep["anonymise_x_realtime"] = round(total_s / max(spent, 1e-9), 1)
-
-        if can_verify:
-            emb_anon = np.zeros((len(rows), 256))
-            for k, i in enumerate(test_idx):
-                progress(f"embed anonymised ({name})", k, len(test_idx))
-                emb_anon[i] = encoder.embed(anon_test[i])
-            progress(f"embed anonymised ({name})", len(test_idx), len(test_idx))
-            eers: dict[str, Any] = {}
-            plots[name] = {}
-            tr = score_trials(emb_orig, emb_anon, spk, split.enrol, split.trial)
-            eers["ignorant"] = _eer_block(tr.target, tr.nontarget)
-            plots[name]["ignorant"] = (tr.target, tr.nontarget)
-            tr = score_trials(emb_anon, emb_anon, spk, split.enrol, split.trial)
-            eers["lazy_informed"] = _eer_block(tr.target, tr.nontarget)
-            plots[name]["lazy_informed"] = (tr.target, tr.nontarget)
-            back_idx = np.flatnonzero(split.backend)
-            if len({spk[i] for i in back_idx}) >= 2:
-                train_emb, train_lab = [], []
-                total = len(back_idx) * attacker_copies
-                for c in range(attacker_copies):
-                    for k, i in enumerate(back_idx):
-                        progress(f"attacker back-end ({name})", c * len(back_idx) + k, total)
-                        y = anon.anonymise(audio[i], _rng(seed, name + "/attacker", int(i), c))
-                        train_emb.append(encoder.embed(y))
-                        train_lab.append(spk[i])
-                progress(f"attacker back-end ({name})", total, total)
-                backend = LdaBackend().fit(np.stack(train_emb), train_lab)
-                proj = np.zeros((len(rows), backend.transform(emb_anon[:1]).shape[1]))
-                proj[test_idx] = backend.transform(emb_anon[test_idx])
-                tr = score_trials(proj, proj, spk, split.enrol, split.trial)
-                eers["semi_informed"] = _eer_block(tr.target, tr.nontarget)
-                plots[name]["semi_informed"] = (tr.target, tr.nontarget)
-            sysrep["eer"] = eers
-
-        if judge is not None:
-            hyps = []
-            for k, i in enumerate(test_idx):
-                progress(f"ASR anonymised ({name})", k, len(test_idx))
-                hyps.append(judge.transcribe(anon_test[i]))
-            progress(f"ASR anonymised ({name})", len(test_idx), len(test_idx))
-            wer = word_error_rate(refs, hyps)
-            sysrep["wer"] = round(wer, 4)
-            sysrep["wer_rise_points"] = round(100 * (wer - report["original"]["wer"]), 2)
-        sysrep["pass"] = _passes(sysrep)
-        report["systems"][name] = sysrep
-        del anon_test
+        report["systems"][anon.name] = _eval_system(
+            anon, audio, spk, split, durations, encoder, emb_orig, judge, refs, report,
+            plots, seed=seed, draws=draws, attacker_copies=attacker_copies,
+            can_verify=can_verify, progress=progress,
+        )
 
     if pii:
         from earshot.evaluation import pii_eval
@@ -243,6 +195,113 @@ def run_eval(
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
     write_html(report, _det_data(plots), out_dir / "report.html")
     return report
+
+
+def _eval_system(
+    anon: Anonymiser,
+    audio: list[Audio],
+    spk: list[str],
+    split: _Split,
+    durations: np.ndarray,
+    encoder: Any,
+    emb_orig: np.ndarray,
+    judge: Any,
+    refs: list[str],
+    report: dict[str, Any],
+    plots: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    *,
+    seed: int,
+    draws: int,
+    attacker_copies: int,
+    can_verify: bool,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Figures of one anonymiser: speed, EER per attacker and WER, each the mean over `draws`."""
+    from earshot.evaluation.speaker import LdaBackend, score_trials
+
+    name = anon.name
+    test_idx = np.flatnonzero(split.test)
+    back_idx = np.flatnonzero(split.backend)
+    backend = None
+    if can_verify and len({spk[i] for i in back_idx}) >= 2:
+        train_emb, train_lab = [], []
+        total = len(back_idx) * attacker_copies
+        for c in range(attacker_copies):
+            for k, i in enumerate(back_idx):
+                progress(f"attacker back-end ({name})", c * len(back_idx) + k, total)
+                y = anon.anonymise(audio[i], _rng(seed, name + "/attacker", int(i), c))
+                train_emb.append(encoder.embed(y))
+                train_lab.append(spk[i])
+        progress(f"attacker back-end ({name})", total, total)
+        backend = LdaBackend().fit(np.stack(train_emb), train_lab)
+
+    spent = 0.0
+    per_draw: dict[str, list[dict[str, Any]]] = {}
+    scores: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    wers: list[float] = []
+    n = len(test_idx)
+    for d in range(draws):
+        tag = f" ({name}, draw {d + 1}/{draws})" if draws > 1 else f" ({name})"
+        anon_test: dict[int, Audio] = {}
+        for k, i in enumerate(test_idx):
+            progress("anonymise" + tag, k, n)
+            t0 = time.perf_counter()
+            anon_test[i] = anon.anonymise(audio[i], _rng(seed, name, int(i), d))
+            spent += time.perf_counter() - t0
+        progress("anonymise" + tag, n, n)
+        if can_verify:
+            emb_anon = np.zeros_like(emb_orig)
+            for k, i in enumerate(test_idx):
+                progress("embed anonymised" + tag, k, n)
+                emb_anon[i] = encoder.embed(anon_test[i])
+            progress("embed anonymised" + tag, n, n)
+            trials = {
+                "ignorant": score_trials(emb_orig, emb_anon, spk, split.enrol, split.trial),
+                "lazy_informed": score_trials(emb_anon, emb_anon, spk, split.enrol, split.trial),
+            }
+            if backend is not None:
+                proj = np.zeros((len(spk), backend.transform(emb_anon[:1]).shape[1]))
+                proj[test_idx] = backend.transform(emb_anon[test_idx])
+                trials["semi_informed"] = score_trials(proj, proj, spk, split.enrol, split.trial)
+            for att, tr in trials.items():
+                per_draw.setdefault(att, []).append(_eer_block(tr.target, tr.nontarget))
+                tgt, non = scores.setdefault(att, ([], []))
+                tgt.append(tr.target)
+                non.append(tr.nontarget)
+        if judge is not None:
+            hyps = []
+            for k, i in enumerate(test_idx):
+                progress("ASR anonymised" + tag, k, n)
+                hyps.append(judge.transcribe(anon_test[i]))
+            progress("ASR anonymised" + tag, n, n)
+            wers.append(word_error_rate(refs, hyps))
+        del anon_test
+
+    total_s = float(durations[test_idx].sum()) * draws
+    sysrep: dict[str, Any] = {
+        "anonymise_ms_per_audio_s": round(1000 * spent / max(total_s, 1e-9), 2),
+        "anonymise_x_realtime": round(total_s / max(spent, 1e-9), 1),
+    }
+    if per_draw:
+        sysrep["eer"] = {}
+        plots[name] = {}
+        for att, blocks in per_draw.items():
+            block = dict(blocks[0])
+            block["eer"] = round(float(np.mean([b["eer"] for b in blocks])), 4)
+            if draws > 1:
+                block["eer_draws"] = [b["eer"] for b in blocks]
+                block["threshold"] = round(float(np.mean([b["threshold"] for b in blocks])), 4)
+            sysrep["eer"][att] = block
+            tgt, non = scores[att]
+            plots[name][att] = (np.concatenate(tgt), np.concatenate(non))
+    if wers:
+        wer = float(np.mean(wers))
+        sysrep["wer"] = round(wer, 4)
+        if draws > 1:
+            sysrep["wer_draws"] = [round(w, 4) for w in wers]
+        sysrep["wer_rise_points"] = round(100 * (wer - report["original"]["wer"]), 2)
+    sysrep["pass"] = _passes(sysrep)
+    return sysrep
 
 
 def _json_default(o: object) -> object:

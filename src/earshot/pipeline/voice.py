@@ -52,10 +52,19 @@ class AnonymiserConfig:
     formant_factor: tuple[float, float] = (0.8, 1.4)  # limits of the warp factor
     formant_min_change: float = 1.06  # ratio mode only: factor kept this far from 1
     nonlinear_warp: float = 0.1  # std (log) of random per-band warp factors
+    warp_profile: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # per anchor, x nonlinear_warp
     ltas_random_db: float = 12.0  # std (dB) of a random smooth pseudo-speaker average envelope
     ltas_random_from_hz: float = 3000.0  # random envelope only above this (1 kHz ramp below)
+    ltas_low_db: float = 0.0  # std (dB) of a second random shape below `ltas_low_to_hz`
+    ltas_low_to_hz: float = 800.0  # (400 Hz ramp above)
+    hf_smooth_from_hz: float = 0.0  # >0: per-frame envelope above this reduced to a few DCT terms
+    hf_smooth_terms: int = 3
+    vowel_norm: bool = False  # map the snippet's median F1/F2 to random targets (static warp)
+    f1_target: tuple[float, float] = (480.0, 620.0)
+    f2_target: tuple[float, float] = (1350.0, 1750.0)
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
     contrast: tuple[float, float] = (0.75, 1.3)  # log-uniform factor on envelope peak-to-valley
+    intonation: tuple[float, float] = (1.0, 1.0)  # log-uniform factor on the log-F0 excursions
     lifter: int = 36  # cepstral terms kept for the envelope
     voicing_threshold: float = 0.45  # normalised autocorrelation peak for a voiced frame
     n_fft: int = N_FFT
@@ -68,19 +77,44 @@ _N_TIMBRE = 6  # cosine terms (on a log-frequency axis) of the random average en
 _SEMITONE = np.log(2) / 12
 
 
-def median_f0(x: np.ndarray, voicing_threshold: float = 0.45) -> float | None:
-    """Median F0 (Hz) of the voiced, loud frames of `x` (16 kHz), or None when too few.
+def f0_track(x: np.ndarray, voicing_threshold: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame F0 (Hz) of `x` (16 kHz) every 32 ms (frame j centred at j x 32 ms) and a mask
+    of its voiced, loud frames.
 
-    Analysed at 8 kHz with 64 ms frames (long enough for 60 Hz voices), hop 32 ms: cheap.
+    Analysed at 8 kHz with 64 ms frames (long enough for 60 Hz voices): cheap.
     """
     y = x[: len(x) // 2 * 2].reshape(-1, 2).mean(axis=1)  # crude 2:1 decimation is enough here
     if len(y) < 512:
-        return None
+        return np.zeros(0), np.zeros(0, dtype=bool)
     power = np.abs(stft(y, 512, 256)) ** 2
     f0, strength = frame_f0(power, SAMPLE_RATE // 2)
     frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
     voiced = (frame_db > frame_db.max() - 30.0) & (strength > voicing_threshold)
+    return f0, voiced
+
+
+def median_f0(x: np.ndarray, voicing_threshold: float = 0.45) -> float | None:
+    """Median F0 (Hz) of the voiced, loud frames of `x` (16 kHz), or None when too few."""
+    f0, voiced = f0_track(x, voicing_threshold)
     return float(np.median(f0[voiced])) if voiced.sum() >= 3 else None
+
+
+def _intonation_ratio(
+    f0: np.ndarray, voiced: np.ndarray, median: float, factor: float, n_frames: int, hop: int
+) -> np.ndarray:
+    """Per-STFT-frame pitch ratio that scales the log-F0 excursions around `median` by `factor`.
+
+    The voiced log-F0 track is median-smoothed over 3 frames, interpolated across unvoiced
+    frames (held at the ends) and resampled onto the STFT frame times.
+    """
+    idx = np.flatnonzero(voiced)
+    dev = np.log(f0[idx] / median)
+    if len(dev) >= 3:
+        dev = np.median(np.stack([np.r_[dev[:1], dev[:-1]], dev, np.r_[dev[1:], dev[-1:]]]), axis=0)
+    t_f0 = idx * 256 * 2 / SAMPLE_RATE
+    t_stft = np.arange(n_frames) * hop / SAMPLE_RATE
+    dev_stft = np.interp(t_stft, t_f0, dev)
+    return np.exp((factor - 1.0) * dev_stft)
 
 
 def _uniform_excluding(u: float, lo: float, hi: float, gap: float) -> float:
@@ -89,6 +123,22 @@ def _uniform_excluding(u: float, lo: float, hi: float, gap: float) -> float:
     excl = max(0.0, b - a)
     t = lo + u * (hi - lo - excl)
     return float(t + excl if excl > 0 and t >= a else t)
+
+
+def _smooth_band(env: np.ndarray, start_bin: float, terms: int) -> np.ndarray:
+    """Replace each frame's envelope above `start_bin` by its projection on `terms` cosines
+    (keeps the band's level and tilt, drops its formant peaks), cross-faded over 500 Hz."""
+    n = env.shape[1]
+    k0 = int(start_bin)
+    band = np.arange(k0, n)
+    u = (band - k0 + 0.5) / len(band)
+    basis = np.cos(np.pi * np.outer(np.arange(terms), u))  # (terms, band)
+    proj = np.linalg.pinv(basis.T)  # least squares fit
+    fit = (env[:, band] @ proj.T) @ basis
+    w = np.clip((band - k0) / max(1.0, 500.0 / (SAMPLE_RATE / (2 * (n - 1)))), 0.0, 1.0)
+    out = env.copy()
+    out[:, band] = (1 - w) * env[:, band] + w * fit
+    return out
 
 
 def _generic_shape(k: np.ndarray, bin_hz: float) -> np.ndarray:
@@ -108,6 +158,9 @@ class _Draw:
     bands: np.ndarray
     contrast: float
     timbre: np.ndarray  # weights of the random average-envelope cosines
+    intonation: float
+    timbre_low: np.ndarray
+    vowel: np.ndarray
 
 
 class VoiceAnonymiser:
@@ -146,7 +199,40 @@ class VoiceAnonymiser:
             bands=rng.standard_normal(len(_ANCHORS_HZ)),
             contrast=float(np.exp(rng.uniform(np.log(c.contrast[0]), np.log(c.contrast[1])))),
             timbre=rng.standard_normal(_N_TIMBRE),
+            intonation=float(np.exp(rng.uniform(np.log(c.intonation[0]), np.log(c.intonation[1])))),
+            timbre_low=rng.standard_normal(_N_TIMBRE),
+            vowel=rng.uniform(size=2),
         )
+
+    def _vowel_norm(
+        self, env: np.ndarray, speech: np.ndarray, f0: np.ndarray, voiced: np.ndarray, p: _Draw, bin_hz: float
+    ) -> np.ndarray:
+        """Static piecewise-linear warp moving the median F1 and F2 peaks to random targets."""
+        c = self.config
+        n_frames, n_bins = env.shape
+        t_stft = np.arange(n_frames) * c.hop / SAMPLE_RATE
+        v = np.interp(t_stft, np.arange(len(f0)) * 0.032, voiced.astype(float)) > 0.5 if len(f0) else speech
+        sel = speech & v
+        if sel.sum() < 5:
+            return env
+        k = np.arange(n_bins)
+        hz = k * bin_hz
+        e = env[sel]
+        e1 = np.where((hz >= 250) & (hz <= 1000), e, -np.inf)
+        k1 = np.argmax(e1, axis=1)
+        e2 = np.where((hz[None, :] >= hz[k1][:, None] + 300) & (hz[None, :] <= 2800), e, -np.inf)
+        k2 = np.argmax(e2, axis=1)
+        m1, m2 = float(np.median(hz[k1])), float(np.median(hz[k2]))
+        lo1, hi1 = np.log(c.f1_target)
+        lo2, hi2 = np.log(c.f2_target)
+        t1 = float(np.exp(lo1 + p.vowel[0] * (hi1 - lo1)))
+        t2 = float(np.exp(lo2 + p.vowel[1] * (hi2 - lo2)))
+        if not (0 < m1 < m2 and t1 < t2):
+            return env
+        f_out = np.array([0.0, t1, t2, hz[-1]])
+        f_in = np.array([0.0, m1, m2, hz[-1]])
+        src = np.interp(hz, f_out, f_in) / bin_hz
+        return warp_bins(env, src)
 
     def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio:
         """Return an anonymised copy of `audio` (float32 mono, same sample rate and length).
@@ -158,7 +244,9 @@ class VoiceAnonymiser:
         if x.size < 2 * c.n_fft or np.max(np.abs(x)) < 1e-6:
             self._draw(rng, None)  # consume the same draws either way
             return x.astype(np.float32)
-        p = self._draw(rng, median_f0(x, c.voicing_threshold))
+        f0, voiced = f0_track(x, c.voicing_threshold)
+        src_f0 = float(np.median(f0[voiced])) if voiced.sum() >= 3 else None
+        p = self._draw(rng, src_f0)
         n_fft, hop = c.n_fft, c.hop
         bin_hz = SAMPLE_RATE / n_fft
 
@@ -169,25 +257,35 @@ class VoiceAnonymiser:
         speech = frame_db > frame_db.max() - 35.0
 
         # 1. pitch: scale the excitation (phase-locked phase vocoder)
-        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), p.pitch_ratio), hop)
+        ratio = np.full(len(spec), p.pitch_ratio)
+        if src_f0 is not None and p.intonation != 1.0:
+            ratio *= _intonation_ratio(f0, voiced, src_f0, p.intonation, len(spec), hop)
+        new_log_exc, new_phase = scale_excitation(spec, env, ratio, hop)
 
         # 2. formants: global and per-band warp of the envelope, kept monotone
         k = np.arange(env.shape[1])
-        log_w = np.log(p.formant) + c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, p.bands)
+        bands = p.bands * np.asarray(c.warp_profile)
+        log_w = np.log(p.formant) + c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, bands)
         src = np.maximum.accumulate(k * np.exp(-log_w))
         new_env = warp_bins(env, src)
+        if c.vowel_norm:
+            new_env = self._vowel_norm(new_env, speech, f0, voiced, p, bin_hz)
+        if c.hf_smooth_from_hz > 0:
+            new_env = _smooth_band(new_env, c.hf_smooth_from_hz / bin_hz, c.hf_smooth_terms)
 
         # 3. timbre: generic long-term envelope (+ random high-band shape), random contrast
         if c.ltas_removal > 0 and speech.any():
             mean_env = new_env[speech].mean(axis=0)
             shape = mean_env - mean_env.mean()
             target = _generic_shape(k, bin_hz)
+            u = np.log(np.maximum(k * bin_hz, 100.0) / 100.0) / np.log(80.0)  # 0..1
+            basis = np.cos(np.pi * np.outer(np.arange(1, _N_TIMBRE + 1), u)) / np.sqrt(_N_TIMBRE / 2)
             if c.ltas_random_db > 0:
-                u = np.log(np.maximum(k * bin_hz, 100.0) / 100.0) / np.log(80.0)  # 0..1
-                basis = np.cos(np.pi * np.outer(np.arange(1, _N_TIMBRE + 1), u))
                 weight = np.clip((k * bin_hz - c.ltas_random_from_hz) / 1000.0 + 1.0, 0.0, 1.0)
-                rand = (p.timbre @ basis) / np.sqrt(_N_TIMBRE / 2)
-                target = target + c.ltas_random_db * np.log(10) / 20 * weight * rand
+                target = target + c.ltas_random_db * np.log(10) / 20 * weight * (p.timbre @ basis)
+            if c.ltas_low_db > 0:
+                weight = np.clip((c.ltas_low_to_hz + 400.0 - k * bin_hz) / 400.0, 0.0, 1.0)
+                target = target + c.ltas_low_db * np.log(10) / 20 * weight * (p.timbre_low @ basis)
             new_env = new_env - c.ltas_removal * (shape - target)[None, :]
         level = new_env.mean(axis=1, keepdims=True)
         new_env = level + p.contrast * (new_env - level)
@@ -202,4 +300,4 @@ class VoiceAnonymiser:
         return y.astype(np.float32)
 
 
-__all__ = ["AnonymiserConfig", "McAdamsAnonymiser", "VoiceAnonymiser", "median_f0"]
+__all__ = ["AnonymiserConfig", "McAdamsAnonymiser", "VoiceAnonymiser", "f0_track", "median_f0"]

@@ -1,0 +1,151 @@
+"""Tune the voice anonymiser on the *tuning* speakers only (RAVDESS actors 01-12).
+
+Not part of the product: a development harness that the figures in docs/deid-evaluation.md
+("How the method was chosen") come from. It never touches actors 13-24, the held-out speakers
+`earshot eval` reports on.
+
+    .venv/bin/python scripts/tune_voice.py default 'ltas_random_db=9' --seeds 0 1
+
+Each positional argument is a variant: `default`, or comma-separated `field=value` overrides
+of `AnonymiserConfig` (tuples as `a:b`). Per variant it prints, over the 12 tuning speakers:
+ignorant and lazy-informed EER (96 target / 1056 non-target trials per seed), the
+semi-informed EER as the mean of two folds (attacker 01-06 / test 07-12 and the reverse, two
+attacker copies), the ignorant EER with same-gender non-targets only, and the WER of
+faster-whisper tiny.en on all 144 utterances (and its rise over the original).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earshot.evaluation.asr import WhisperJudge
+from earshot.evaluation.manifest import load_audio, read_manifest
+from earshot.evaluation.metrics import compute_eer, word_error_rate
+from earshot.evaluation.runner import _rng
+from earshot.evaluation.speaker import LdaBackend, SpeakerEncoder, score_trials, split_enrol_trial
+from earshot.pipeline.voice import AnonymiserConfig, McAdamsAnonymiser, VoiceAnonymiser
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k" / "MANIFEST.tsv"
+TUNING = [f"Actor_{i:02d}" for i in range(1, 13)]
+
+
+def parse_variant(text: str) -> tuple[str, object]:
+    if text == "default":
+        return text, VoiceAnonymiser()
+    if text == "mcadams":
+        return text, McAdamsAnonymiser()
+    fields = {f.name: f for f in dataclasses.fields(AnonymiserConfig)}
+    kwargs: dict[str, object] = {}
+    for part in text.split(","):
+        key, _, raw = part.partition("=")
+        key = key.strip()
+        if key not in fields:
+            sys.exit(f"unknown field {key!r}")
+        if ":" in raw:
+            kwargs[key] = tuple(float(v) for v in raw.split(":"))
+        else:
+            kwargs[key] = ast.literal_eval(raw)
+    return text, VoiceAnonymiser(AnonymiserConfig(**kwargs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("variants", nargs="+")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--no-asr", action="store_true")
+    ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for the encoder and the ASR")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    rows = [r for r in read_manifest(DATA) if r.speaker in TUNING]
+    spk = np.array([r.speaker for r in rows])
+    male = np.array([int(s[-2:]) % 2 == 1 for s in spk])
+    audio = [load_audio(r.path) for r in rows]
+    refs = [r.transcript for r in rows]
+    enc = SpeakerEncoder()
+    judge = None if args.no_asr else WhisperJudge(cpu_threads=args.threads)
+    emb_orig = np.stack([enc.embed(a) for a in audio])
+    enrol, trial = split_enrol_trial(spk)
+    folds = [np.isin(spk, TUNING[:6]), np.isin(spk, TUNING[6:])]
+    print(f"original EER {100 * eer(emb_orig, emb_orig, spk, enrol, trial):.1f} %", end="")
+    if judge is not None:
+        hyp_orig = [judge.transcribe(a) for a in audio]
+        wer_orig = word_error_rate(refs, hyp_orig)
+        print(f"  WER {100 * wer_orig:.1f} %", end="")
+    print()
+    print(f"{'variant':60s} {'ign':>5s} {'ign-sg':>6s} {'lazy':>5s} {'semi':>5s} {'WER':>5s} {'rise':>5s} ms/s")
+    for text in args.variants:
+        name, anon = parse_variant(text)
+        res = []
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            anon_a = [anon.anonymise(a, _rng(seed, "tune", i)) for i, a in enumerate(audio)]
+            ms = 1000 * (time.perf_counter() - t0) / (sum(len(a) for a in audio) / 16000)
+            anon_b = [anon.anonymise(a, _rng(seed, "tune/b", i)) for i, a in enumerate(audio)]
+            ea = np.stack([enc.embed(a) for a in anon_a])
+            eb = np.stack([enc.embed(a) for a in anon_b])
+            ign = eer(emb_orig, ea, spk, enrol, trial)
+            tr = score_trials(emb_orig, ea, spk, enrol, trial)
+            sg = same_gender_nontarget(emb_orig, ea, spk, male, enrol, trial, tr)
+            lazy = eer(ea, ea, spk, enrol, trial)
+            semi = []
+            for k in range(2):
+                train, test = folds[k], folds[1 - k]
+                be = LdaBackend().fit(np.concatenate([ea[train], eb[train]]), list(spk[train]) * 2)
+                proj = np.zeros((len(rows), be.transform(ea[:1]).shape[1]))
+                proj[test] = be.transform(ea[test])
+                e_t, t_t = split_enrol_trial(spk[test])
+                en = np.zeros(len(rows), bool)
+                tm = np.zeros(len(rows), bool)
+                en[np.flatnonzero(test)[e_t]] = True
+                tm[np.flatnonzero(test)[t_t]] = True
+                semi.append(eer(proj, proj, spk, en, tm))
+            wer = rise = float("nan")
+            if judge is not None:
+                hyps = [judge.transcribe(a) for a in anon_a]
+                wer = word_error_rate(refs, hyps)
+                rise = wer - wer_orig
+                if args.show_errors:
+                    for i, (r, h) in enumerate(zip(refs, hyps, strict=True)):
+                        if word_error_rate([r], [h]) > 0:
+                            print(f"    {spk[i]} #{i}: {h!r}")
+            res.append((ign, sg, lazy, float(np.mean(semi)), wer, rise, ms))
+        m = np.mean(np.array(res), axis=0)
+        print(
+            f"{name[:60]:60s} {100 * m[0]:5.1f} {100 * m[1]:6.1f} {100 * m[2]:5.1f} {100 * m[3]:5.1f} "
+            f"{100 * m[4]:5.1f} {100 * m[5]:+5.1f} {m[6]:.1f}",
+            flush=True,
+        )
+
+
+def eer(e_enrol: np.ndarray, e_trial: np.ndarray, spk: np.ndarray, enrol: np.ndarray, trial: np.ndarray) -> float:
+    tr = score_trials(e_enrol, e_trial, spk, enrol, trial)
+    return compute_eer(tr.target, tr.nontarget).eer
+
+
+def same_gender_nontarget(e_enrol, e_trial, spk, male, enrol, trial, tr) -> float:
+    """Ignorant EER when the non-target trials are restricted to the trial speaker's gender."""
+    models = sorted(set(spk[enrol]))
+    t_male = male[trial]
+    m_male = np.array([int(m[-2:]) % 2 == 1 for m in models])
+    same = spk[trial][:, None] == np.asarray(models)[None, :]
+    gender = t_male[:, None] == m_male[None, :]
+    emb_t = e_trial[trial] / np.linalg.norm(e_trial[trial], axis=1, keepdims=True)
+    mods = np.stack([e_enrol[enrol & (spk == m)].mean(0) for m in models])
+    mods /= np.linalg.norm(mods, axis=1, keepdims=True)
+    scores = emb_t @ mods.T
+    return compute_eer(scores[same], scores[~same & gender]).eer
+
+
+if __name__ == "__main__":
+    main()
