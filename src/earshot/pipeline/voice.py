@@ -26,6 +26,7 @@ from earshot.pipeline.voice_dsp import (
     HOP,
     N_FFT,
     cepstral_envelope,
+    formant_medians,
     frame_f0,
     istft,
     scale_excitation,
@@ -50,6 +51,8 @@ class AnonymiserConfig:
     formant_target_range: tuple[float, float] = (0.85, 1.3)  # log-uniform output scale
     vtl_gamma: float = 0.4  # speaker's log formant scale ~ vtl_gamma * log(F0 / 160 Hz)
     formant_factor: tuple[float, float] = (0.8, 1.4)  # limits of the warp factor
+    formant_away: tuple[float, float] | None = None  # factor size range toward/past the middle
+    away_middle: float = 0.04  # |own log scale| below this: random direction
     formant_min_change: float = 1.06  # ratio mode only: factor kept this far from 1
     nonlinear_warp: float = 0.1  # std (log) of random per-band warp factors
     warp_profile: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # per anchor, x nonlinear_warp
@@ -59,9 +62,15 @@ class AnonymiserConfig:
     ltas_low_to_hz: float = 800.0  # (400 Hz ramp above)
     hf_smooth_from_hz: float = 0.0  # >0: per-frame envelope above this reduced to a few DCT terms
     hf_smooth_terms: int = 3
-    vowel_norm: bool = False  # map the snippet's median F1/F2 to random targets (static warp)
-    f1_target: tuple[float, float] = (480.0, 620.0)
-    f2_target: tuple[float, float] = (1350.0, 1750.0)
+    vowel_norm: bool = False  # warp the snippet's median F1/F2/F3 to a random pseudo-speaker's
+    formant_base_hz: tuple[float, float, float] = (540.0, 1680.0, 2700.0)
+    formant_scale: tuple[float, float] = (0.92, 1.12)  # log-uniform scale of the pseudo-speaker
+    formant_jitter: float = 0.04  # log std of each target formant around the scaled base
+    vowel_ratio_limits: tuple[float, float] = (0.75, 1.35)
+    hp_cutoff_hz: tuple[float, float] = (0.0, 0.0)  # random high-pass corner (log-uniform-ish)
+    hp_order: int = 2
+    random_eq_loud_db: float = 0.0  # >0: random envelope only on frames within this of the loudest
+    timbre_terms: int = 6  # cosine terms used of the random envelope (smoothness)
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
     contrast: tuple[float, float] = (0.75, 1.3)  # log-uniform factor on envelope peak-to-valley
     intonation: tuple[float, float] = (1.0, 1.0)  # log-uniform factor on the log-F0 excursions
@@ -193,6 +202,13 @@ class VoiceAnonymiser:
             t_lo, t_hi = np.log(c.formant_target_range[0]), np.log(c.formant_target_range[1])
             own = c.vtl_gamma * np.log(src_f0 / 160.0)
             formant = float(np.exp(np.clip(t_lo + u_formant * (t_hi - t_lo) - own, f_lo, f_hi)))
+        if c.formant_away is not None and src_f0 is not None:
+            # toward and past the middle scale: low voices up, high voices down, by a random amount
+            own = c.vtl_gamma * np.log(src_f0 / 160.0)
+            a_lo, a_hi = np.log(c.formant_away[0]), np.log(c.formant_away[1])
+            mag = a_lo + (u_formant * 2 % 1.0) * (a_hi - a_lo)
+            sign = -np.sign(own) if abs(own) > c.away_middle else (1.0 if u_formant < 0.5 else -1.0)
+            formant = float(np.exp(np.clip(sign * mag, f_lo, f_hi)))
         return _Draw(
             pitch_ratio=float(np.exp(shift)),
             formant=float(formant),
@@ -201,38 +217,26 @@ class VoiceAnonymiser:
             timbre=rng.standard_normal(_N_TIMBRE),
             intonation=float(np.exp(rng.uniform(np.log(c.intonation[0]), np.log(c.intonation[1])))),
             timbre_low=rng.standard_normal(_N_TIMBRE),
-            vowel=rng.uniform(size=2),
+            vowel=rng.standard_normal(4),
         )
 
-    def _vowel_norm(
-        self, env: np.ndarray, speech: np.ndarray, f0: np.ndarray, voiced: np.ndarray, p: _Draw, bin_hz: float
-    ) -> np.ndarray:
-        """Static piecewise-linear warp moving the median F1 and F2 peaks to random targets."""
+    def _formant_map(self, x: np.ndarray, p: _Draw, hz: np.ndarray) -> np.ndarray | None:
+        """Output -> source frequency map moving the median F1-F3 to a random pseudo-speaker's
+        (piecewise linear; ratios clamped), or None when the formants cannot be measured."""
         c = self.config
-        n_frames, n_bins = env.shape
-        t_stft = np.arange(n_frames) * c.hop / SAMPLE_RATE
-        v = np.interp(t_stft, np.arange(len(f0)) * 0.032, voiced.astype(float)) > 0.5 if len(f0) else speech
-        sel = speech & v
-        if sel.sum() < 5:
-            return env
-        k = np.arange(n_bins)
-        hz = k * bin_hz
-        e = env[sel]
-        e1 = np.where((hz >= 250) & (hz <= 1000), e, -np.inf)
-        k1 = np.argmax(e1, axis=1)
-        e2 = np.where((hz[None, :] >= hz[k1][:, None] + 300) & (hz[None, :] <= 2800), e, -np.inf)
-        k2 = np.argmax(e2, axis=1)
-        m1, m2 = float(np.median(hz[k1])), float(np.median(hz[k2]))
-        lo1, hi1 = np.log(c.f1_target)
-        lo2, hi2 = np.log(c.f2_target)
-        t1 = float(np.exp(lo1 + p.vowel[0] * (hi1 - lo1)))
-        t2 = float(np.exp(lo2 + p.vowel[1] * (hi2 - lo2)))
-        if not (0 < m1 < m2 and t1 < t2):
-            return env
-        f_out = np.array([0.0, t1, t2, hz[-1]])
-        f_in = np.array([0.0, m1, m2, hz[-1]])
-        src = np.interp(hz, f_out, f_in) / bin_hz
-        return warp_bins(env, src)
+        own = formant_medians(x, SAMPLE_RATE)
+        if own is None:
+            return None
+        lo, hi = np.log(c.formant_scale)
+        scale = np.exp(lo + (hi - lo) * (0.5 + 0.5 * np.tanh(p.vowel[0])))
+        target = np.asarray(c.formant_base_hz) * scale * np.exp(c.formant_jitter * p.vowel[1:])
+        ratio = np.clip(target / np.asarray(own), *c.vowel_ratio_limits)
+        f_in = np.asarray(own)
+        f_out = f_in * ratio
+        if not (np.all(np.diff(f_out) > 100.0) and f_out[-1] < hz[-1] - 500.0):
+            return None
+        top = hz[-1]
+        return np.interp(hz, np.r_[0.0, f_out, top], np.r_[0.0, f_in, top])
 
     def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio:
         """Return an anonymised copy of `audio` (float32 mono, same sample rate and length).
@@ -265,11 +269,12 @@ class VoiceAnonymiser:
         # 2. formants: global and per-band warp of the envelope, kept monotone
         k = np.arange(env.shape[1])
         bands = p.bands * np.asarray(c.warp_profile)
-        log_w = np.log(p.formant) + c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, bands)
-        src = np.maximum.accumulate(k * np.exp(-log_w))
+        log_w = c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, bands)
+        base = self._formant_map(x, p, k * bin_hz) / bin_hz if c.vowel_norm else None
+        if base is None:
+            base = k * np.exp(-np.log(p.formant))
+        src = np.maximum.accumulate(base * np.exp(-log_w))
         new_env = warp_bins(env, src)
-        if c.vowel_norm:
-            new_env = self._vowel_norm(new_env, speech, f0, voiced, p, bin_hz)
         if c.hf_smooth_from_hz > 0:
             new_env = _smooth_band(new_env, c.hf_smooth_from_hz / bin_hz, c.hf_smooth_terms)
 
@@ -279,14 +284,27 @@ class VoiceAnonymiser:
             shape = mean_env - mean_env.mean()
             target = _generic_shape(k, bin_hz)
             u = np.log(np.maximum(k * bin_hz, 100.0) / 100.0) / np.log(80.0)  # 0..1
-            basis = np.cos(np.pi * np.outer(np.arange(1, _N_TIMBRE + 1), u)) / np.sqrt(_N_TIMBRE / 2)
+            nt = c.timbre_terms
+            basis = np.zeros((_N_TIMBRE, len(k)))
+            basis[:nt] = np.cos(np.pi * np.outer(np.arange(1, nt + 1), u)) / np.sqrt(nt / 2)
+            rand = np.zeros(len(k))
             if c.ltas_random_db > 0:
                 weight = np.clip((k * bin_hz - c.ltas_random_from_hz) / 1000.0 + 1.0, 0.0, 1.0)
-                target = target + c.ltas_random_db * np.log(10) / 20 * weight * (p.timbre @ basis)
+                rand = rand + c.ltas_random_db * np.log(10) / 20 * weight * (p.timbre @ basis)
             if c.ltas_low_db > 0:
                 weight = np.clip((c.ltas_low_to_hz + 400.0 - k * bin_hz) / 400.0, 0.0, 1.0)
-                target = target + c.ltas_low_db * np.log(10) / 20 * weight * (p.timbre_low @ basis)
+                rand = rand + c.ltas_low_db * np.log(10) / 20 * weight * (p.timbre_low @ basis)
             new_env = new_env - c.ltas_removal * (shape - target)[None, :]
+            if c.random_eq_loud_db > 0:  # random timbre on the loudest frames only
+                w_t = np.clip((frame_db - (frame_db.max() - c.random_eq_loud_db)) / 5.0, 0.0, 1.0)
+                new_env = new_env + w_t[:, None] * rand[None, :]
+            else:
+                new_env = new_env + c.ltas_removal * rand[None, :]
+        if c.hp_cutoff_hz[1] > 0:
+            lo, hi = np.log(c.hp_cutoff_hz)
+            fc = np.exp(lo + (0.5 + 0.5 * np.tanh(p.vowel[0])) * (hi - lo))
+            f = np.maximum(k * bin_hz, 1.0)
+            new_env = new_env - 0.5 * np.log1p((fc / f) ** (2 * c.hp_order))[None, :]
         level = new_env.mean(axis=1, keepdims=True)
         new_env = level + p.contrast * (new_env - level)
 
