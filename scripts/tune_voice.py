@@ -83,7 +83,8 @@ def main() -> None:
         wer_orig = word_error_rate(refs, hyp_orig)
         print(f"  WER {100 * wer_orig:.1f} %", end="")
     print()
-    print(f"{'variant':60s} {'ign':>5s} {'ign-sg':>6s} {'lazy':>5s} {'semi':>5s} {'WER':>5s} {'rise':>5s} ms/s")
+    head = ("ign", "ign-sg", "lazy", "semi", "WER", "rise")
+    print(f"{'variant':60s} " + " ".join(f"{h:>5s}" for h in head) + " ms/s")
     for text in args.variants:
         name, anon = parse_variant(text)
         res = []
@@ -128,12 +129,22 @@ def main() -> None:
         )
 
 
-def eer(e_enrol: np.ndarray, e_trial: np.ndarray, spk: np.ndarray, enrol: np.ndarray, trial: np.ndarray) -> float:
+def eer(
+    e_enrol: np.ndarray, e_trial: np.ndarray, spk: np.ndarray, enrol: np.ndarray, trial: np.ndarray
+) -> float:
     tr = score_trials(e_enrol, e_trial, spk, enrol, trial)
     return compute_eer(tr.target, tr.nontarget).eer
 
 
-def same_gender_nontarget(e_enrol, e_trial, spk, male, enrol, trial, tr) -> float:
+def same_gender_nontarget(
+    e_enrol: np.ndarray,
+    e_trial: np.ndarray,
+    spk: np.ndarray,
+    male: np.ndarray,
+    enrol: np.ndarray,
+    trial: np.ndarray,
+    tr: object,
+) -> float:
     """Ignorant EER when the non-target trials are restricted to the trial speaker's gender."""
     models = sorted(set(spk[enrol]))
     t_male = male[trial]

@@ -99,3 +99,26 @@ def test_pocketsphinx_is_an_independent_judge(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["asr_judge"].startswith("pocketsphinx")
     assert 0.0 <= report["original"]["wer"] <= 1.0
+
+
+@pytest.mark.slow
+def test_draws_average_independent_anonymisations(tmp_path: Path) -> None:
+    """--draws N anonymises every test utterance N times; each EER is the mean of the N draws."""
+    manifest = _tiny_manifest(tmp_path)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(), [str(manifest), "--out", str(out), "--draws", "2", "--no-asr", "--seed", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["draws"] == 2
+    for block in report["systems"]["earshot"]["eer"].values():
+        assert len(block["eer_draws"]) == 2
+        assert block["eer"] == pytest.approx(sum(block["eer_draws"]) / 2, abs=1e-4)
+    # one draw reproduces the first draw of two (same per-utterance generators)
+    single = tmp_path / "single"
+    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(single), "--no-asr", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    one = json.loads((single / "report.json").read_text())["systems"]["earshot"]["eer"]
+    for att, block in report["systems"]["earshot"]["eer"].items():
+        assert one[att]["eer"] == pytest.approx(block["eer_draws"][0], abs=1e-4)

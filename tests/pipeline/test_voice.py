@@ -114,54 +114,68 @@ def _formant_scale(y: np.ndarray, x: np.ndarray) -> float:
     return float(scales[int(np.argmin(err))])
 
 
-def test_formant_scale_moves_toward_a_speaker_independent_target() -> None:
-    """A low (male-like) voice gets its formants raised, a high one lowered, on average."""
+def test_formant_scale_moves_toward_and_past_the_middle() -> None:
+    """A low (male-like) voice gets its formants raised, a high one lowered, by varying amounts."""
     from earshot.pipeline.voice import AnonymiserConfig
 
     # only the global warp, so the measured scale is the drawn one
-    cfg = AnonymiserConfig(ltas_removal=0.0, nonlinear_warp=0.0, contrast=(1.0, 1.0))
-    means = {}
+    cfg = AnonymiserConfig(ltas_removal=0.0, nonlinear_warp=0.0, hp_cutoff_hz=(0.0, 0.0))
+    scales = {}
     for f0 in (105.0, 220.0):
         x = _voice_like(seconds=2.0, f0=f0)
-        scales = [
-            _formant_scale(VoiceAnonymiser(cfg).anonymise(x, np.random.default_rng(s)), x) for s in range(8)
-        ]
-        means[f0] = float(np.exp(np.mean(np.log(scales))))
-        assert np.ptp(np.log(scales)) > 0.1  # a different scale per snippet
-    assert means[105.0] > 1.1 and means[220.0] < 1.0
-
-
-def test_formant_target_distribution_does_not_depend_on_the_speaker() -> None:
-    """The drawn output scale (speaker's estimated scale x warp) has one distribution for all."""
-    anon = VoiceAnonymiser()
-    c = anon.config
-    outs = {}
-    for f0 in (100.0, 150.0, 230.0):
-        own = c.vtl_gamma * np.log(f0 / 160.0)
-        outs[f0] = np.array(
-            [own + np.log(anon._draw(np.random.default_rng(s), f0).formant) for s in range(400)]
+        scales[f0] = np.array(
+            [_formant_scale(VoiceAnonymiser(cfg).anonymise(x, np.random.default_rng(s)), x) for s in range(8)]
         )
-    means = [o.mean() for o in outs.values()]
-    assert np.ptp(means) < 0.04  # same target distribution, whatever the voice
-    ratios = {f0: np.mean(o - c.vtl_gamma * np.log(f0 / 160.0)) for f0, o in outs.items()}
-    assert ratios[100.0] > 0.1 and ratios[230.0] < 0.0  # ...reached by opposite warps
+    assert np.all(scales[105.0] > 1.08) and np.all(scales[220.0] < 0.95)
+    # raising is cheap for ASR, so its size varies; lowering is held near its limit (0.85)
+    assert np.ptp(np.log(scales[105.0])) > 0.05
 
 
-def test_random_average_envelope_changes_only_the_high_band() -> None:
-    """The pseudo-speaker average envelope differs per snippet above ~2 kHz, not below."""
-    from earshot.pipeline.voice import AnonymiserConfig
+def test_formant_direction_is_set_by_the_voice_and_random_near_the_middle() -> None:
+    """Drawn warp factors: up for low voices, down for high ones, either way in the middle."""
+    anon = VoiceAnonymiser()
+    lo, hi = anon.config.formant_factor
+    voices = (95.0, 160.0, 240.0)
+    draws = {f0: [anon._draw(np.random.default_rng(s), f0).formant for s in range(200)] for f0 in voices}
+    assert min(draws[95.0]) > 1.1 and max(draws[240.0]) < 0.9
+    assert min(draws[160.0]) < 0.9 and max(draws[160.0]) > 1.1
+    assert all(lo <= f <= hi for d in draws.values() for f in d)
+    no_f0 = [anon._draw(np.random.default_rng(s), None).formant for s in range(50)]
+    assert min(no_f0) < 1.0 < max(no_f0)  # no usable F0: a random direction, never a crash
+
+
+def _ltas_db(y: np.ndarray) -> np.ndarray:
     from earshot.pipeline.voice_dsp import stft
 
-    def ltas_db(y: np.ndarray) -> np.ndarray:
-        return 10 * np.log10(np.mean(np.abs(stft(y.astype(np.float64))) ** 2, axis=0) + 1e-20)
+    return 10 * np.log10(np.mean(np.abs(stft(y.astype(np.float64))) ** 2, axis=0) + 1e-20)
+
+
+def test_random_average_envelope_differs_per_snippet() -> None:
+    """Same draws otherwise: the random pseudo-speaker envelope reshapes the spectrum by dBs."""
+    from earshot.pipeline.voice import AnonymiserConfig
 
     x = _voice_like(seconds=2.0)
     hz = np.arange(129) * SAMPLE_RATE / 256
-    low, high = (hz > 200) & (hz < 1500), (hz > 3000) & (hz < 7500)
+    band = (hz > 300) & (hz < 7000)
     plain = VoiceAnonymiser(AnonymiserConfig(ltas_random_db=0.0))
+    diffs = []
     for seed in range(3):  # same generator: every other parameter is drawn identically
-        d = ltas_db(VoiceAnonymiser().anonymise(x, np.random.default_rng(seed)))
-        d -= ltas_db(plain.anonymise(x, np.random.default_rng(seed)))
-        d -= np.mean(d[low])  # loudness normalisation moves everything together
-        assert np.max(np.abs(d[low])) < 1.5
-        assert np.std(d[high]) > 2.0 or abs(np.mean(d[high])) > 3.0
+        d = _ltas_db(VoiceAnonymiser().anonymise(x, np.random.default_rng(seed)))
+        d -= _ltas_db(plain.anonymise(x, np.random.default_rng(seed)))
+        diffs.append(d[band] - np.mean(d[band]))
+        assert np.std(diffs[-1]) > 1.5
+    assert np.std(diffs[0] - diffs[1]) > 1.5  # a different shape per snippet
+
+
+def test_high_pass_thins_the_lowest_band_only() -> None:
+    from earshot.pipeline.voice import AnonymiserConfig
+
+    x = _voice_like(seconds=2.0, f0=110.0)
+    hz = np.arange(129) * SAMPLE_RATE / 256
+    low, mid = (hz > 60) & (hz < 150), (hz > 1000) & (hz < 3000)
+    off = VoiceAnonymiser(AnonymiserConfig(hp_cutoff_hz=(0.0, 0.0)))
+    on = VoiceAnonymiser(AnonymiserConfig(hp_cutoff_hz=(400.0, 400.0)))
+    d = _ltas_db(on.anonymise(x, np.random.default_rng(3)))
+    d -= _ltas_db(off.anonymise(x, np.random.default_rng(3)))
+    d -= np.mean(d[mid])
+    assert np.mean(d[low]) < -10.0 and np.max(np.abs(d[mid])) < 2.0

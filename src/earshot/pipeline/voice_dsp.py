@@ -5,7 +5,6 @@ Everything works on one short-time Fourier transform of the snippet:
 - `cepstral_envelope`: smooth log-magnitude spectral envelope per frame (low-quefrency lifter);
 - `frame_f0`: per-frame fundamental frequency and voicing from the normalised autocorrelation;
 - `warp_bins`: linear interpolation of per-frame spectra along a frequency mapping;
-- `formant_medians`: median F1, F2, F3 of a snippet's loud frames (LPC roots);
 - `scale_excitation`: phase-vocoder pitch scaling of the excitation (frequency-domain, keeps
   duration and bandwidth; per-frame factors allowed).
 """
@@ -153,59 +152,3 @@ def scale_excitation(
     pk = _nearest_peak(mag)[rows, j]
     new_phase = acc[rows, pk] + phase[rows, j] - phase[rows, pk]
     return new_log_exc, new_phase
-
-
-def _lpc(frames: np.ndarray, order: int) -> np.ndarray:
-    """LPC polynomials [1, a1..ap] for each row of `frames` (Levinson-Durbin, vectorised)."""
-    n_frames, win = frames.shape
-    spec = np.fft.rfft(frames, n=2 * win, axis=1)
-    r = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, : order + 1]
-    r[:, 0] = r[:, 0] * (1.0 + 1e-9) + 1e-12  # white-noise floor keeps silent frames stable
-    a = np.zeros((n_frames, order + 1))
-    a[:, 0] = 1.0
-    err = r[:, 0].copy()
-    for i in range(1, order + 1):
-        acc = r[:, i] + np.einsum("fj,fj->f", a[:, 1:i], r[:, i - 1 : 0 : -1])
-        k = -acc / err
-        a_prev = a[:, 1:i].copy()
-        a[:, 1:i] = a_prev + k[:, None] * a_prev[:, ::-1]
-        a[:, i] = k
-        err = err * (1.0 - k**2)
-    return a
-
-
-def formant_medians(
-    x: np.ndarray, sr: int, order: int = 18, max_frames: int = 400
-) -> tuple[float, float, float] | None:
-    """Median frequencies (Hz) of the three lowest formants over the loud frames of `x`.
-
-    Pre-emphasised 25 ms Hamming frames every 10 ms (at most `max_frames`, evenly spread);
-    formants are the LPC poles above 200 Hz with a bandwidth under 500 Hz. None when fewer
-    than 5 frames give three formants.
-    """
-    win, hop = int(0.025 * sr), int(0.010 * sr)
-    if len(x) < win + hop:
-        return None
-    y = np.append(x[:1], x[1:] - 0.97 * x[:-1])
-    n = (len(y) - win) // hop + 1
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    frames = y[idx] * np.hamming(win)
-    level = 10 * np.log10((frames**2).sum(axis=1) + 1e-12)
-    frames = frames[level > level.max() - 25.0]
-    if len(frames) > max_frames:
-        frames = frames[np.linspace(0, len(frames) - 1, max_frames).astype(np.intp)]
-    a = _lpc(frames + 1e-9, order)
-    comp = np.zeros((len(a), order, order))
-    comp[:, 0, :] = -a[:, 1:]
-    comp[:, np.arange(1, order), np.arange(order - 1)] = 1.0
-    poles = np.linalg.eigvals(comp)
-    freq = np.angle(poles) * sr / (2 * np.pi)
-    bw = -np.log(np.abs(poles) + 1e-12) * sr / np.pi
-    freq = np.where((freq > 200.0) & (bw < 500.0), freq, np.inf)
-    freq.sort(axis=1)
-    f = freq[:, :3]
-    ok = np.isfinite(f).all(axis=1)
-    if ok.sum() < 5:
-        return None
-    m = np.median(f[ok], axis=0)
-    return float(m[0]), float(m[1]), float(m[2])
