@@ -119,7 +119,7 @@ def test_formant_scale_moves_toward_and_past_the_middle() -> None:
     from earshot.pipeline.voice import AnonymiserConfig
 
     # only the global warp, so the measured scale is the drawn one
-    cfg = AnonymiserConfig(ltas_removal=0.0, nonlinear_warp=0.0, hp_cutoff_hz=(0.0, 0.0))
+    cfg = AnonymiserConfig(ltas_removal=0.0, nonlinear_warp=0.0, hp_cutoff_hz=(0.0, 0.0), away_mix=0.0)
     scales = {}
     for f0 in (105.0, 220.0):
         x = _voice_like(seconds=2.0, f0=f0)
@@ -132,14 +132,27 @@ def test_formant_scale_moves_toward_and_past_the_middle() -> None:
 
 
 def test_formant_direction_is_set_by_the_voice_and_random_near_the_middle() -> None:
-    """Drawn warp factors: up for low voices, down for high ones, either way in the middle."""
-    anon = VoiceAnonymiser()
-    lo, hi = anon.config.formant_factor
+    """Drawn warp factors: up for low voices, down for high ones, either way in the middle;
+    with the default mix, a share of snippets moves mildly the other way instead."""
+    from earshot.pipeline.voice import AnonymiserConfig
+
     voices = (95.0, 160.0, 240.0)
-    draws = {f0: [anon._draw(np.random.default_rng(s), f0).formant for s in range(200)] for f0 in voices}
-    assert min(draws[95.0]) > 1.1 and max(draws[240.0]) < 0.9
-    assert min(draws[160.0]) < 0.9 and max(draws[160.0]) > 1.1
-    assert all(lo <= f <= hi for d in draws.values() for f in d)
+    for mix in (0.0, AnonymiserConfig().away_mix):
+        anon = VoiceAnonymiser(AnonymiserConfig(away_mix=mix))
+        lo, hi = anon.config.formant_factor
+        draws = {
+            f0: np.array([anon._draw(np.random.default_rng(s), f0).formant for s in range(400)])
+            for f0 in voices
+        }
+        assert np.all((draws[160.0] >= lo) & (draws[160.0] <= hi))
+        assert draws[160.0].min() < 0.9 and draws[160.0].max() > 1.1
+        main_low, main_high = np.mean(draws[95.0] > 1.1), np.mean(draws[240.0] < 0.9)
+        if mix == 0.0:
+            assert main_low == 1.0 and main_high == 1.0
+        else:
+            assert abs(main_low - (1 - mix)) < 0.08 and abs(main_high - (1 - mix)) < 0.08
+            other = draws[95.0][draws[95.0] <= 1.1]
+            assert np.all((other < 1.0) & (other > 0.88))  # mild, the other way
     no_f0 = [anon._draw(np.random.default_rng(s), None).formant for s in range(50)]
     assert min(no_f0) < 1.0 < max(no_f0)  # no usable F0: a random direction, never a crash
 
