@@ -28,6 +28,7 @@ from earshot.pipeline.voice_dsp import (
     frame_f0,
     istft,
     scale_excitation,
+    scaled_log_excitation,
     stft,
     warp_bins,
 )
@@ -43,6 +44,7 @@ class AnonymiserConfig:
     min_shift_semitones: float = 4.0
     max_up_semitones: float = 3.0  # upward shifts cost ASR accuracy (measured)
     max_down_semitones: float = 12.0
+    down_when_boxed: bool = False  # no room for the minimum shift: move down to the floor, not up
     # formants: a warp toward and past the middle scale; the speaker's own (log) scale is
     # estimated as vtl_gamma x log(F0 / 160 Hz), the only cheap estimate that separated
     # speakers and genders on the tuning speakers
@@ -55,10 +57,16 @@ class AnonymiserConfig:
     nonlinear_warp: float = 0.1  # std (log) of random per-band warp factors
     # timbre: generic average envelope + a random smooth shape, random high-pass corner
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
+    ltas_mirror: float = 0.0  # extra removal of the smooth part (timbre_terms cosines) of it
     ltas_random_db: float = 7.0  # std (dB) of the random pseudo-speaker average envelope
     timbre_terms: int = 3  # cosines (log-frequency axis) of that envelope: its smoothness
     hp_cutoff_hz: tuple[float, float] = (150.0, 400.0)  # log-uniform high-pass corner; (0, 0): off
     hp_order: int = 2
+    # candidate selection: draw this many parameter sets and keep a random one among the
+    # `keep_far` whose long-term mel spectrum moved farthest from the input's (1: no selection)
+    candidates: int = 1
+    frame_compress: float = 0.0  # >0: frames louder than the median speech frame are pulled down
+    keep_far: int = 1
     lifter: int = 36  # cepstral terms kept for the envelope
     voicing_threshold: float = 0.45  # normalised autocorrelation peak for a voiced frame
     n_fft: int = N_FFT
@@ -83,6 +91,14 @@ def median_f0(x: np.ndarray, voicing_threshold: float = 0.45) -> float | None:
     frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
     voiced = (frame_db > frame_db.max() - 30.0) & (strength > voicing_threshold)
     return float(np.median(f0[voiced])) if voiced.sum() >= 3 else None
+
+
+def _mel_matrix(n_bins: int, bin_hz: float, n_mels: int = 24) -> np.ndarray:
+    """Triangular mel filterbank (n_mels, n_bins) from 0 to Nyquist (HTK mel scale)."""
+    mel = 2595 * np.log10(1 + np.arange(n_bins) * bin_hz / 700)
+    edges = np.linspace(0, mel[-1], n_mels + 2)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    return np.maximum(0.0, np.minimum((mel - lo) / (mid - lo), (hi - mel) / (hi - mid)))
 
 
 def _uniform_excluding(u: float, lo: float, hi: float, gap: float) -> float:
@@ -132,7 +148,11 @@ class VoiceAnonymiser:
             shift_hi = min(hi - s, c.max_up_semitones * _SEMITONE)
             if shift_hi < shift_lo:  # voice far outside the target range: nearest limit
                 shift_lo = shift_hi = shift_lo if lo > s else shift_hi
-            shift = _uniform_excluding(u_pitch, shift_lo, shift_hi, c.min_shift_semitones * _SEMITONE)
+            gap = c.min_shift_semitones * _SEMITONE
+            if c.down_when_boxed and -gap < shift_lo < 0 and shift_hi < gap:
+                shift = shift_lo  # no room for the minimum shift: down to the floor, not up
+            else:
+                shift = _uniform_excluding(u_pitch, shift_lo, shift_hi, gap)
             own = c.vtl_gamma * np.log(src_f0 / 160.0)
         else:  # no usable F0 (whisper, noise): a random moderate shift, a random direction
             shift = _uniform_excluding(u_pitch, -5 * _SEMITONE, 5 * _SEMITONE, 2 * _SEMITONE)
@@ -155,29 +175,9 @@ class VoiceAnonymiser:
             hp_hz=hp_hz,
         )
 
-    def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio:
-        """Return an anonymised copy of `audio` (float32 mono, same sample rate and length).
-
-        Empty, very short, silent or non-finite input comes back as a sanitised copy.
-        """
+    def _new_envelope(self, env: np.ndarray, speech: np.ndarray, p: _Draw, bin_hz: float) -> np.ndarray:
+        """Steps 2 and 3 on the per-frame log envelope: formant warp, timbre, high-pass."""
         c = self.config
-        x = np.nan_to_num(np.asarray(audio, dtype=np.float64).ravel())
-        if x.size < 2 * c.n_fft or np.max(np.abs(x)) < 1e-6:
-            self._draw(rng, None)  # consume the same draws either way
-            return x.astype(np.float32)
-        p = self._draw(rng, median_f0(x, c.voicing_threshold))
-        n_fft, hop = c.n_fft, c.hop
-        bin_hz = SAMPLE_RATE / n_fft
-
-        spec = stft(x, n_fft, hop)
-        power = spec.real**2 + spec.imag**2
-        env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter)
-        frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
-        speech = frame_db > frame_db.max() - 35.0
-
-        # 1. pitch: scale the excitation (phase-locked phase vocoder)
-        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), p.pitch_ratio), hop)
-
         # 2. formants: global and per-band warp of the envelope, kept monotone
         k = np.arange(env.shape[1])
         log_w = c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, p.bands)
@@ -192,10 +192,79 @@ class VoiceAnonymiser:
             nt = c.timbre_terms
             basis = np.cos(np.pi * np.outer(np.arange(1, nt + 1), u)) / np.sqrt(nt / 2)
             rand = c.ltas_random_db * np.log(10) / 20 * (p.timbre @ basis)
-            new_env = new_env - c.ltas_removal * (mean_env - mean_env.mean() - target - rand)[None, :]
+            dev = mean_env - mean_env.mean() - target
+            new_env = new_env - c.ltas_removal * (dev - rand)[None, :]
+            if c.ltas_mirror > 0:  # push the broad shape past the generic one, away from the speaker's
+                coef, *_ = np.linalg.lstsq(basis.T, dev - dev.mean(), rcond=None)
+                new_env = new_env - c.ltas_mirror * (coef @ basis)[None, :]
         if p.hp_hz > 0:
             f = np.maximum(k * bin_hz, 1.0)
             new_env = new_env - 0.5 * np.log1p((p.hp_hz / f) ** (2 * c.hp_order))[None, :]
+        return new_env
+
+    def _select(
+        self,
+        draws: list[_Draw],
+        pick: int,
+        power: np.ndarray,
+        env: np.ndarray,
+        speech: np.ndarray,
+        bin_hz: float,
+    ) -> _Draw:
+        """The `pick`-th farthest candidate by long-term log-mel distance to the input (magnitudes only)."""
+        if not speech.any():
+            return draws[0]
+        mel = _mel_matrix(env.shape[1], bin_hz)
+        log_mag = 0.5 * np.log(power[speech] + _LOG_EPS**2)
+        log_exc = log_mag - env[speech]
+
+        def ltas(lm: np.ndarray) -> np.ndarray:
+            m = np.log(np.exp(2 * lm).mean(axis=0) @ mel.T + 1e-20)
+            return m - m.mean()
+
+        ref = ltas(log_mag)
+        dist = []
+        for p in draws:
+            out = (
+                scaled_log_excitation(log_exc, p.pitch_ratio)
+                + self._new_envelope(env, speech, p, bin_hz)[speech]
+            )
+            dist.append(float(np.sqrt(np.mean((ltas(out) - ref) ** 2))))
+        order = np.argsort(dist)[::-1]
+        return draws[int(order[min(pick, len(order) - 1)])]
+
+    def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio:
+        """Return an anonymised copy of `audio` (float32 mono, same sample rate and length).
+
+        Empty, very short, silent or non-finite input comes back as a sanitised copy.
+        """
+        c = self.config
+        x = np.nan_to_num(np.asarray(audio, dtype=np.float64).ravel())
+        if x.size < 2 * c.n_fft or np.max(np.abs(x)) < 1e-6:
+            for _ in range(c.candidates):  # consume the same draws either way
+                self._draw(rng, None)
+            rng.integers(c.keep_far)
+            return x.astype(np.float32)
+        src_f0 = median_f0(x, c.voicing_threshold)
+        draws = [self._draw(rng, src_f0) for _ in range(c.candidates)]
+        pick = int(rng.integers(c.keep_far))
+        n_fft, hop = c.n_fft, c.hop
+        bin_hz = SAMPLE_RATE / n_fft
+
+        spec = stft(x, n_fft, hop)
+        power = spec.real**2 + spec.imag**2
+        env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter)
+        frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
+        speech = frame_db > frame_db.max() - 35.0
+        p = self._select(draws, pick, power, env, speech, bin_hz) if len(draws) > 1 else draws[0]
+
+        # 1. pitch: scale the excitation (phase-locked phase vocoder)
+        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), p.pitch_ratio), hop)
+        new_env = self._new_envelope(env, speech, p, bin_hz)
+        if c.frame_compress > 0 and speech.any():
+            log_e = 0.5 * np.log(power.sum(axis=1) + 1e-20)
+            over = np.maximum(0.0, log_e - np.median(log_e[speech]))
+            new_env = new_env - c.frame_compress * over[:, None]
 
         y = istft(np.exp(new_log_exc + new_env + 1j * new_phase), len(x), n_fft, hop)
         rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))

@@ -120,6 +120,14 @@ def _nearest_peak(mag: np.ndarray) -> np.ndarray:
     return np.where(k - before <= after - k, before, after)
 
 
+def scaled_log_excitation(log_exc: np.ndarray, ratio: float) -> np.ndarray:
+    """Log-magnitude excitation read at bin k/ratio (reflected above Nyquist): no phases."""
+    n_bins = log_exc.shape[1]
+    src = np.arange(n_bins) / ratio
+    src = np.where(src > n_bins - 1, 2 * (n_bins - 1) - src, src)
+    return warp_bins(log_exc, np.clip(src, 0, n_bins - 1))
+
+
 def scale_excitation(
     spec: np.ndarray, log_env: np.ndarray, ratio: np.ndarray, hop: int = HOP
 ) -> tuple[np.ndarray, np.ndarray]:
