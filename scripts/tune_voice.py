@@ -4,7 +4,7 @@ Not part of the product: a development harness that the figures in docs/deid-eva
 ("How the method was chosen") come from. It never touches actors 13-24, the held-out speakers
 `earshot eval` reports on.
 
-    .venv/bin/python scripts/tune_voice.py default 'ltas_random_db=9' --seeds 0 1
+    .venv/bin/python scripts/tune_voice.py --threads 1 default 'candidates=3' --seeds 0 1 2 3
 
 Each positional argument is a variant: `default`, or comma-separated `field=value` overrides
 of `AnonymiserConfig` (tuples as `a:b`). Per variant it prints, over the 12 tuning speakers:
