@@ -19,6 +19,7 @@ Parameter ranges were chosen by measurement (speaker-verification EER against AS
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,12 +94,15 @@ def median_f0(x: np.ndarray, voicing_threshold: float = 0.45) -> float | None:
     return float(np.median(f0[voiced])) if voiced.sum() >= 3 else None
 
 
+@functools.lru_cache(maxsize=4)
 def _mel_matrix(n_bins: int, bin_hz: float, n_mels: int = 24) -> np.ndarray:
-    """Triangular mel filterbank (n_mels, n_bins) from 0 to Nyquist (HTK mel scale)."""
+    """Triangular mel filterbank (n_mels, n_bins) from 0 to Nyquist (HTK mel scale); cached, read-only."""
     mel = 2595 * np.log10(1 + np.arange(n_bins) * bin_hz / 700)
     edges = np.linspace(0, mel[-1], n_mels + 2)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    return np.maximum(0.0, np.minimum((mel - lo) / (mid - lo), (hi - mel) / (hi - mid)))
+    bank = np.maximum(0.0, np.minimum((mel - lo) / (mid - lo), (hi - mel) / (hi - mid)))
+    bank.flags.writeable = False
+    return bank
 
 
 def _uniform_excluding(u: float, lo: float, hi: float, gap: float) -> float:
@@ -228,8 +232,7 @@ class VoiceAnonymiser:
         for p in draws:
             out = scaled_log_excitation(log_exc, p.pitch_ratio) + self._new_envelope(env_s, all_s, p, bin_hz)
             dist.append(float(np.sqrt(np.mean((ltas(out) - ref) ** 2))))
-        order = np.argsort(dist)[::-1]
-        return draws[int(order[0])]
+        return draws[int(np.argmax(dist))]
 
     def anonymise(self, audio: Audio, rng: np.random.Generator) -> Audio:
         """Return an anonymised copy of `audio` (float32 mono, same sample rate and length).

@@ -120,12 +120,16 @@ def _nearest_peak(mag: np.ndarray) -> np.ndarray:
     return np.where(k - before <= after - k, before, after)
 
 
-def scaled_log_excitation(log_exc: np.ndarray, ratio: float) -> np.ndarray:
-    """Log-magnitude excitation read at bin k/ratio (reflected above Nyquist): no phases."""
-    n_bins = log_exc.shape[1]
-    src = np.arange(n_bins) / ratio
+def _pitch_source_bins(n_bins: int, ratio: np.ndarray | float) -> np.ndarray:
+    """Source bin k/ratio of every output bin, reflected at Nyquist (`ratio` scalar or (frames,))."""
+    src = np.arange(n_bins) / np.asarray(ratio, dtype=np.float64)[..., None]
     src = np.where(src > n_bins - 1, 2 * (n_bins - 1) - src, src)
-    return warp_bins(log_exc, np.clip(src, 0, n_bins - 1))
+    return np.clip(src, 0, n_bins - 1)
+
+
+def scaled_log_excitation(log_exc: np.ndarray, ratio: float) -> np.ndarray:
+    """Log-magnitude excitation read at bin k/ratio, as `scale_excitation` does: no phases."""
+    return warp_bins(log_exc, _pitch_source_bins(log_exc.shape[1], ratio))
 
 
 def scale_excitation(
@@ -151,9 +155,7 @@ def scale_excitation(
     inst = omega_bin + _princarg(dphi - omega_bin)  # phase advance per hop, per source bin
     adv = inst * ratio[:, None]
     acc = np.cumsum(adv, axis=0) - adv[:1] + phase[:1]  # synthesis phase per source bin
-    src = k[None, :] / ratio[:, None]
-    src = np.where(src > n_bins - 1, 2 * (n_bins - 1) - src, src)  # reflect at Nyquist
-    src = np.clip(src, 0, n_bins - 1)
+    src = _pitch_source_bins(n_bins, ratio)
     new_log_exc = warp_bins(log_exc, src)
     rows = np.arange(n_frames)[:, None]
     j = np.rint(src).astype(np.intp)
