@@ -229,7 +229,8 @@ def main() -> int:
         print("\nASR settings on the same snippets (x real time over the input, WER):")
         all_pieces = [p for data in recordings for p in snippet_audio(data, settings.max_snippet_s)]
         variants = {
-            "default (snippet context, batch 8)": AsrOptions(),
+            "default (snippet context, batch 8, 2 replicas)": AsrOptions(),
+            "1 replica (all threads in it)": AsrOptions(workers=1),
             "batch 1": AsrOptions(batch_size=1),
             "30 s context (as trained)": AsrOptions(context="full"),
             "min context 8 s": AsrOptions(min_context_s=8.0),

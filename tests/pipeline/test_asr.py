@@ -11,6 +11,7 @@ import pytest
 
 from earshot.pipeline.asr import (
     PINNED_MODEL_SHA256,
+    AsrOptions,
     ModelIntegrityError,
     WhisperTranscriber,
     default_model_path,
@@ -66,6 +67,46 @@ def test_batch_matches_single_and_keeps_order(transcriber, say) -> None:  # noqa
         assert _recall(text, t.text) >= 0.7
         _check_timings(t, len(audio) / SAMPLE_RATE)
     assert batch[1].text == transcriber.transcribe(audios[1]).text
+
+
+def test_parallel_replicas_match_one_replica_in_input_order(transcriber, say) -> None:  # noqa: ANN001
+    texts = [
+        "Please call me tomorrow morning.",
+        "Thank you for your help.",
+        "The parcel left the depot on Monday.",
+        "Sorry for the long message.",
+        "Five apples and two oranges.",
+    ]
+    audios = [
+        say(t, v) for t, v in zip(texts, ["en-us", "en-us+f2", "en-gb", "en-us+m3", "en-us"], strict=True)
+    ]
+    assert transcriber.options.workers == 2  # the default: batches split between two replicas
+    one = WhisperTranscriber(options=AsrOptions(workers=1))
+    parallel = transcriber.transcribe_batch(audios)
+    serial = one.transcribe_batch(audios)
+    assert [t.text for t in parallel] == [t.text for t in serial]
+    for text, t in zip(texts, parallel, strict=True):
+        assert _recall(text, t.text) >= 0.6
+
+
+def test_blas_held_to_one_thread_while_transcribing(monkeypatch, transcriber, sentence) -> None:  # noqa: ANN001
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen: list[list[int]] = []
+    encode = transcriber._encode
+
+    def spy(feats):  # noqa: ANN001, ANN202
+        seen.append(blas_threads())
+        return encode(feats)
+
+    monkeypatch.setattr(transcriber, "_encode", spy)
+    transcriber.transcribe_batch([sentence, sentence[: SAMPLE_RATE * 2]])
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    assert blas_threads() == before  # restored after the call
 
 
 def test_silence_and_long_audio(transcriber, sentence) -> None:  # noqa: ANN001

@@ -10,6 +10,8 @@ directly: several snippets are encoded and greedily decoded as one batch, each w
 context just longer than the snippet (see `AsrOptions.context`), then word timings come from the
 cross-attention alignment (the same DTW faster-whisper uses for `word_timestamps=True`). This is
 what makes the whole de-identification path fast on two cores; `bench/deid.py` measures it.
+Two one-thread CTranslate2 replicas decode batches side by side, and while a call runs numpy's
+BLAS pool is held to one thread (its idle threads busy-wait and take the cores from CTranslate2).
 Audio longer than 30 s goes through faster-whisper's own `transcribe` loop.
 """
 
@@ -19,11 +21,13 @@ import hashlib
 import threading
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from earshot.pipeline.types import SAMPLE_RATE, Audio, Transcript, Word
 
@@ -64,6 +68,9 @@ class AsrOptions:
     compute_type: str = "int8"
     beam_size: int = 1
     batch_size: int = 8
+    # CTranslate2 replicas decoding batches side by side, the threads split between them: on two
+    # cores two one-thread replicas beat one two-thread replica (small matrices scale poorly).
+    workers: int = 2
     # "snippet": encoder context = snippet length + `context_margin_s`, at least `min_context_s`
     # (fast); "full": every snippet padded to Whisper's 30 s window (as trained, ~3-8x slower).
     context: Literal["snippet", "full"] = "snippet"
@@ -72,6 +79,15 @@ class AsrOptions:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
+
+
+def _single_threaded_blas() -> threadpool_limits:
+    """numpy's BLAS held to one thread for the duration: CTranslate2 owns the cores.
+
+    OpenBLAS threads spin for a while after a call (the mel filterbank product in `_features`)
+    and then compete with CTranslate2's threads: measured, one encode went from 60 to 90 ms.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def file_sha256(path: Path) -> str:
@@ -124,11 +140,13 @@ class WhisperTranscriber:
         model_dir = Path(model_dir) if model_dir is not None else default_model_path()
         verify_model(model_dir, expected_sha256 or PINNED_MODEL_SHA256)
         self.options = options or AsrOptions()
+        self._workers = max(1, min(self.options.workers, cpu_threads))
         self._model = WhisperModel(
             str(model_dir),
             device="cpu",
             compute_type=self.options.compute_type,
-            cpu_threads=cpu_threads,
+            cpu_threads=max(1, cpu_threads // self._workers),
+            num_workers=self._workers,
             local_files_only=True,
         )
         self._tokenizer = Tokenizer(
@@ -143,15 +161,14 @@ class WhisperTranscriber:
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         fe = self._model.feature_extractor
         self._window = np.hanning(fe.n_fft + 1)[:-1].astype(np.float32)
-        # CTranslate2 models are thread-safe but one batch at a time keeps the cores for it.
+        # One call at a time keeps the cores for it; inside a call, batches go to the replicas.
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self._workers, "earshot-asr") if self._workers > 1 else None
 
     # -- public API ----------------------------------------------------------------------
 
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe `audio` (any length); word times are relative to its start."""
-        if len(audio) / SAMPLE_RATE > _WINDOW_S:
-            return self._transcribe_long(audio)
         return self.transcribe_batch([audio])[0]
 
     def transcribe_batch(self, audios: Sequence[Audio]) -> list[Transcript]:
@@ -162,6 +179,12 @@ class WhisperTranscriber:
         and alignment run batched. Packing several pieces into one context was measured and
         rejected: Whisper then drops repeated phrases, and a dropped word is unredacted PII.
         """
+        with self._lock, _single_threaded_blas():
+            return self._transcribe_many(audios)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _transcribe_many(self, audios: Sequence[Audio]) -> list[Transcript]:
         results: list[Transcript] = [Transcript(text="") for _ in audios]
         short: list[int] = []
         for i, audio in enumerate(audios):
@@ -169,21 +192,28 @@ class WhisperTranscriber:
                 results[i] = self._transcribe_long(audio)
             elif len(audio) >= SAMPLE_RATE // 10:  # shorter cannot hold a word
                 short.append(i)
-        # Similar lengths together: less padding in each decoding batch.
+        # Similar lengths together (less padding in each decoding batch), and at least one
+        # batch per replica when there are enough pieces.
         short.sort(key=lambda i: len(audios[i]))
-        size = max(1, self.options.batch_size)
-        for b in range(0, len(short), size):
-            idx = short[b : b + size]
-            for i, transcript in zip(idx, self._run_batch([audios[i] for i in idx]), strict=True):
-                # A decoding loop ("the the the ...") compresses far better than speech: decode
-                # that piece again with a beam and no repeated trigrams, and keep that result
-                # (never an empty one: the PII detector must still see what was said).
-                if _compression_ratio(transcript.text) > self.options.compression_ratio_threshold:
-                    transcript = self._run_batch([audios[i]], retry=True)[0]
+        size = max(1, min(self.options.batch_size, -(-len(short) // self._workers)))
+        batches = [short[b : b + size] for b in range(0, len(short), size)]
+        pieces = [[audios[i] for i in idx] for idx in batches]
+        decoded = self._pool.map(self._decode, pieces) if self._pool else map(self._decode, pieces)
+        for idx, transcripts in zip(batches, decoded, strict=True):
+            for i, transcript in zip(idx, transcripts, strict=True):
                 results[i] = transcript
         return results
 
-    # -- internals -----------------------------------------------------------------------
+    def _decode(self, audios: list[Audio]) -> list[Transcript]:
+        """One batch on one replica, with the retry of a looping decode."""
+        out = self._run_batch(audios)
+        for j, transcript in enumerate(out):
+            # A decoding loop ("the the the ...") compresses far better than speech: decode
+            # that piece again with a beam and no repeated trigrams, and keep that result
+            # (never an empty one: the PII detector must still see what was said).
+            if _compression_ratio(transcript.text) > self.options.compression_ratio_threshold:
+                out[j] = self._run_batch([audios[j]], retry=True)[0]
+        return out
 
     def _context_frames(self, n_samples: int) -> int:
         if self.options.context == "full":
@@ -230,30 +260,29 @@ class WhisperTranscriber:
         durations = [len(a) / SAMPLE_RATE for a in audios]
         max_new = max(16, int(8 * max(durations)) + 16)
         opts = self.options
-        with self._lock:
-            encoded_np = np.stack([self._encode(self._features(a, frames)) for a in audios])
-            encoded = ctranslate2.StorageView.from_array(encoded_np)
-            results = self._model.model.generate(
-                encoded,
-                [self._prompt] * len(audios),
-                beam_size=max(5, opts.beam_size) if retry else opts.beam_size,
-                no_repeat_ngram_size=3 if retry else 0,
-                max_length=len(self._prompt) + max_new,
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=self._suppress,
+        encoded_np = np.stack([self._encode(self._features(a, frames)) for a in audios])
+        encoded = ctranslate2.StorageView.from_array(encoded_np)
+        results = self._model.model.generate(
+            encoded,
+            [self._prompt] * len(audios),
+            beam_size=max(5, opts.beam_size) if retry else opts.beam_size,
+            no_repeat_ngram_size=3 if retry else 0,
+            max_length=len(self._prompt) + max_new,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )
+        token_lists = []
+        for result in results:
+            tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+            n = max(1, len(tokens) + 1)
+            avg_logprob = result.scores[0] / n
+            silent = (
+                result.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
             )
-            token_lists = []
-            for result in results:
-                tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-                n = max(1, len(tokens) + 1)
-                avg_logprob = result.scores[0] / n
-                silent = (
-                    result.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
-                )
-                token_lists.append([] if silent else tokens)
-            alignments = self._align(encoded_np, token_lists, content_frames)
+            token_lists.append([] if silent else tokens)
+        alignments = self._align(encoded_np, token_lists, content_frames)
         return [
             self._transcript(tokens, alignment, dur)
             for tokens, alignment, dur in zip(token_lists, alignments, durations, strict=True)
@@ -318,7 +347,7 @@ class WhisperTranscriber:
         spans = segment(audio, max_snippet_s=_LONG_PIECE_S)
         pieces = [audio[int(sp.start_s * SAMPLE_RATE) : int(sp.end_s * SAMPLE_RATE)] for sp in spans]
         words: list[Word] = []
-        for span, piece in zip(spans, self.transcribe_batch(pieces), strict=True):
+        for span, piece in zip(spans, self._transcribe_many(pieces), strict=True):
             words.extend(
                 Word(
                     w.text,
