@@ -125,6 +125,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=4.0, help="minutes of speech (default 4)")
     ap.add_argument("--recording-s", type=float, default=60.0, help="length of each recording")
     ap.add_argument("--threads", type=int, default=None, help="ASR threads (default: settings)")
+    ap.add_argument("--voice-workers", type=int, default=2, help="voice-change threads (default 2)")
     ap.add_argument("--sweep", action="store_true", help="also compare ASR settings")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
@@ -148,7 +149,9 @@ def main() -> int:
     t0, c0 = time.perf_counter(), time.process_time()
     transcriber = WhisperTranscriber(cpu_threads=threads)
     asr_load_wall, asr_load_cpu = time.perf_counter() - t0, time.process_time() - c0
-    pipeline = DeidPipeline(transcriber=transcriber, max_snippet_s=settings.max_snippet_s)
+    pipeline = DeidPipeline(
+        transcriber=transcriber, max_snippet_s=settings.max_snippet_s, voice_workers=args.voice_workers
+    )
     load_wall, load_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"model load, once per process: all {load_wall:.2f} s wall / {load_cpu:.2f} s CPU, "
           f"of which ASR (hash check + load) {asr_load_wall:.2f} s / {asr_load_cpu:.2f} s")  # fmt: skip

@@ -55,7 +55,7 @@ def test_orchestration_with_stubs(monkeypatch, two_utterances) -> None:  # noqa:
         pii_module, "detect_pii", lambda t: [PiiSpan("PHONE", 0.3, 0.8, 0, 0)] if t.words else []
     )
     asr, voice = StubTranscriber(), NoisyAnonymiser()
-    pipe = DeidPipeline(transcriber=asr, anonymiser=voice)
+    pipe = DeidPipeline(transcriber=asr, anonymiser=voice, voice_workers=1)  # inputs in order
     snippets = pipe.process(two_utterances, rng=np.random.default_rng(1))
 
     assert len(snippets) == 2
@@ -79,7 +79,21 @@ def test_orchestration_with_stubs(monkeypatch, two_utterances) -> None:  # noqa:
         assert np.abs(snip.audio[:lo]).max() > 0.0
     timings = pipe.timings.stages
     assert timings["vad"].calls == 1 and timings["asr"].calls == 1
-    assert timings["voice"].calls == 2 and timings["pii"].calls == 2
+    assert timings["voice"].calls == 1 and timings["pii"].calls == 2  # voice: one batch
+
+
+def test_voice_workers_change_nothing_but_speed(monkeypatch, two_utterances) -> None:  # noqa: ANN001
+    monkeypatch.setattr(pii_module, "detect_pii", lambda t: [])
+    outputs = []
+    for workers in (1, 2):
+        pipe = DeidPipeline(
+            transcriber=StubTranscriber(), anonymiser=NoisyAnonymiser(), voice_workers=workers
+        )
+        outputs.append(pipe.process(two_utterances, rng=np.random.default_rng(7)))
+    serial, parallel = outputs
+    assert len(serial) == len(parallel) == 2
+    for a, b in zip(serial, parallel, strict=True):
+        assert np.array_equal(a.audio, b.audio) and (a.start_s, a.end_s) == (b.start_s, b.end_s)
 
 
 def test_no_speech_gives_no_snippets(monkeypatch) -> None:  # noqa: ANN001

@@ -9,7 +9,8 @@ decoded recording into `DeidSnippet`s exactly as a reviewer will hear and read t
 4. `redact_audio`: PII spans (plus a margin) silenced in the snippet audio;
 5. `VoiceAnonymiser.anonymise` with fresh random parameters per snippet, drawn from OS entropy
    and never stored; the redaction is applied once more afterwards so nothing the anonymiser
-   does can bring sound back into a bleeped stretch.
+   does can bring sound back into a bleeped stretch. A recording's snippets are anonymised on
+   `voice_workers` threads (numpy's FFTs release the GIL), each with its own generator.
 
 Snippet and PII times in the result are relative to the input recording. Per-stage wall and CPU
 times accumulate in `DeidPipeline.timings` (used by bench/deid.py).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -78,6 +80,7 @@ class DeidPipeline:
         segment_options: SegmentOptions | None = None,
         redact_margin_s: float = 0.15,
         settings: Settings | None = None,
+        voice_workers: int = 2,
     ) -> None:
         from earshot.pipeline.asr import get_transcriber
         from earshot.pipeline.voice import VoiceAnonymiser
@@ -88,6 +91,7 @@ class DeidPipeline:
         self.vad = vad or get_vad()
         self.transcriber = transcriber or get_transcriber(settings)
         self.anonymiser = anonymiser or VoiceAnonymiser()
+        self._voice_pool = ThreadPoolExecutor(voice_workers, "earshot-voice") if voice_workers > 1 else None
         self.timings = Timings()
         self._warm_up()
 
@@ -145,9 +149,9 @@ class DeidPipeline:
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         spans = self.segment(audio)
         transcripts = self.transcribe_spans(audio, spans)
-        out: list[DeidSnippet] = []
-        for span, transcript in zip(spans, transcripts, strict=True):
-            piece = _cut(audio, span)
+        pieces = [_cut(audio, span) for span in spans]
+        found: list[tuple[list[PiiSpan], str, list[PiiSpan], Audio]] = []
+        for piece, transcript in zip(pieces, transcripts, strict=True):
             duration = len(piece) / SAMPLE_RATE
             with self.timings.measure("pii"):
                 pii = _clamp_spans(detect_pii(transcript), duration)
@@ -157,17 +161,19 @@ class DeidPipeline:
                 # digits the ASR gave up on): silence it too, in the audio only.
                 silenced = [*pii, *untranscribed_spans(transcript.words, duration)]
                 redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)
-            with self.timings.measure("voice"):
-                voiced = self.anonymiser.anonymise(
-                    redacted, rng if rng is not None else np.random.default_rng()
-                )
+            found.append((pii, masked, silenced, redacted))
+        voiced = self._anonymise_all([f[3] for f in found], rng)
+        out: list[DeidSnippet] = []
+        for span, piece, (pii, masked, silenced, _), new_voice in zip(
+            spans, pieces, found, voiced, strict=True
+        ):
             with self.timings.measure("redact"):
-                final = redact_audio(_fit(voiced, len(piece)), silenced, margin_s=self.redact_margin_s)
+                final = redact_audio(_fit(new_voice, len(piece)), silenced, margin_s=self.redact_margin_s)
             out.append(
                 DeidSnippet(
                     audio=np.asarray(final, dtype=np.float32),
                     start_s=span.start_s,
-                    end_s=span.start_s + duration,
+                    end_s=span.start_s + len(piece) / SAMPLE_RATE,
                     transcript=masked,
                     pii=[
                         PiiSpan(p.type, span.start_s + p.start_s, span.start_s + p.end_s,
@@ -177,6 +183,19 @@ class DeidPipeline:
                 )
             )  # fmt: skip
         return out
+
+    def _anonymise_all(self, pieces: list[Audio], rng: np.random.Generator | None) -> list[Audio]:
+        """The voice change of every snippet, in order, on the voice workers.
+
+        Each snippet gets its own generator (one is never shared between threads): spawned from
+        the caller's in tests, so the result does not depend on the number of workers; from
+        fresh OS entropy otherwise.
+        """
+        gens = rng.spawn(len(pieces)) if rng is not None else [np.random.default_rng() for _ in pieces]
+        with self.timings.measure("voice"):
+            if self._voice_pool is None or len(pieces) < 2:
+                return [self.anonymiser.anonymise(p, g) for p, g in zip(pieces, gens, strict=True)]
+            return list(self._voice_pool.map(self.anonymiser.anonymise, pieces, gens))
 
     def process_bytes(self, data: bytes, *, max_duration_s: float | None = None) -> list[DeidSnippet]:
         """Decode (raising `AudioError` on bad input) and de-identify an uploaded recording."""
