@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import shutil
 import wave
@@ -210,7 +211,13 @@ def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
     assert summary["sentences"] == 2
     assert (tmp_path / "pii_eval.json").is_file()
     phone = summary["per_type"]["PHONE"]
-    assert phone["speech_covered_share"] == 1.0
-    assert phone["listener_recall"] == 1.0  # measured on the output audio
+    rows = json.loads((tmp_path / "pii_eval.json").read_text())["rows"]
+    # synthetic values only: what the ASR heard and what was masked, should this fail elsewhere
+    seen = [(r["asr_words"], r["masked"], r["coverage"]) for r in rows]
+    # The product silences the detected span and any speech no recognised word covers; where
+    # the word timings fall inside that (they differ a little between CPUs) is not the point.
+    assert phone["speech_covered_share_with_untranscribed"] == 1.0, seen
+    assert phone["listener_recall"] == 1.0, seen  # measured on the output audio
+    assert phone["text_recovered_share_all"] == 0.0, seen  # the digits are masked in the text
     assert summary["non_pii_speech_audible"] > 0.8
     assert summary["groups"]["digits"]["text_recall"] in (None, 1.0)
