@@ -305,3 +305,20 @@ def test_presidio_runs_when_it_can_help(monkeypatch) -> None:
     monkeypatch.setenv("EARSHOT_PII_PRESIDIO", "0")
     masked("My IBAN is GB82 WEST 1234 5698 7654 32.")
     assert len(calls) == 2
+
+
+def _with_probs(pairs: list[tuple[str, float]]) -> Transcript:
+    return Transcript("", [Word(" " + w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
+
+
+def test_cued_value_goes_on_past_a_full_stop_the_asr_put_inside_it() -> None:
+    # "my number is five five five, oh one nine nine" as tiny.en heard it on an AMD EPYC
+    t = _with_probs([("My", 0.49), ("number", 0.83), ("is", 0.98), ("5", 0.43), ("times.", 0.13),
+                     ("Oh", 0.35), ("well,", 0.49), ("I'm", 0.67), ("dying.", 0.24)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My number is [PHONE]."
+
+
+def test_cued_value_stops_at_a_confident_new_sentence() -> None:
+    t = _with_probs([("My", 0.9), ("number", 0.9), ("is", 0.98), ("555", 0.9), ("0199.", 0.9),
+                     ("Can", 0.95), ("you", 0.99), ("call", 0.9), ("back?", 0.9)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My number is [PHONE]. Can you call back?"

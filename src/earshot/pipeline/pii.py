@@ -252,7 +252,9 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
             j = first
             while j < n and j < first + 8 and lows[j] not in _VALUE_STOP:
                 last = j
-                if words[j].text.strip().endswith((".", "?", "!")):
+                if words[j].text.strip().endswith((".", "?", "!")) and not _value_goes_on(
+                    words, cores, lows, j + 1
+                ):
                     break
                 j += 1
             if last < first:
@@ -268,6 +270,22 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
                     continue
             out.append(_Cand(first, last, typ))
     return out
+
+
+def _value_goes_on(words: list, cores: list[str], lows: list[str], nxt: int) -> bool:
+    """Whether the word after an ASR sentence end inside a cued value is more of the value.
+
+    Whisper puts full stops at the pauses of a number said in groups ("5 times. Oh well, I'm
+    dying." for "five five five, oh one nine nine"): a number-like or unsure next word is
+    taken as the value going on, not as a new sentence.
+    """
+    if nxt >= len(lows) or lows[nxt] in _VALUE_STOP:
+        return False
+    return (
+        written_digits(cores[nxt]) is not None
+        or is_number_word(lows[nxt])
+        or float(words[nxt].probability) < _LOW_CONFIDENCE
+    )
 
 
 UNSURE_PROB = 0.4
