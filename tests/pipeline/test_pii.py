@@ -322,3 +322,17 @@ def test_cued_value_stops_at_a_confident_new_sentence() -> None:
     t = _with_probs([("My", 0.9), ("number", 0.9), ("is", 0.98), ("555", 0.9), ("0199.", 0.9),
                      ("Can", 0.95), ("you", 0.99), ("call", 0.9), ("back?", 0.9)])  # fmt: skip
     assert mask_transcript(t, detect_pii(t)) == "My number is [PHONE]. Can you call back?"
+
+
+def test_spoken_email_goes_on_past_a_full_stop_after_an_unsure_word() -> None:
+    # "write to me at rahul dot sandoval at gmail dot com any time" as tiny.en heard it (AMD EPYC)
+    t = _with_probs([("You", 0.61), ("can", 0.97), ("write", 0.94), ("to", 0.68), ("me", 0.98),
+                     ("at", 0.96), ("rahol.", 0.41), ("send", 0.21), ("you", 0.13), ("will", 0.25),
+                     ("at", 0.72), ("email", 0.37), (".com", 0.9), ("anytime", 0.55)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "You can write to me at [EMAIL] anytime"
+
+
+def test_spoken_email_clause_ends_at_a_confident_full_stop() -> None:
+    t = _with_probs([("Write", 0.9), ("to", 0.9), ("me", 0.98), ("at", 0.96), ("home.", 0.95),
+                     ("Send", 0.9), ("the", 0.9), ("letter", 0.9), ("at", 0.9), ("noon.", 0.9)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "Write to me at home. Send the letter at noon."

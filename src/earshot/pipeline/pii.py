@@ -171,7 +171,9 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     emails = _dedupe_emails(
         find_emails(cores, _is_suffix)
         + find_web_addresses(cores, _is_suffix)
-        + find_spoken_email_soup(cores, [w.text for w in words])
+        + find_spoken_email_soup(
+            cores, [w.text for w in words], [float(w.probability) for w in words]
+        )
     )
     cands += [_Cand(m.first, m.last, "EMAIL") for m in emails]
     in_email = {i for m in emails for i in range(m.first, m.last + 1)}

@@ -480,12 +480,19 @@ _EMAIL_SOUP_STOP = frozenset("please thanks thank any anytime if because".split(
 _EMAIL_SOUP_NOT_FIRST = frozenset("not my your same still wrong no changed".split())
 _TLD_WORDS = ("com", "come", "calm", "org", "net", "uk", "io")
 _CONTINUE_WORDS = frozenset("dot not period underscore at".split())
+_UNSURE_DOT = 0.5  # word probability under which its full stop may be a misheard "dot"
 
 
-def find_spoken_email_soup(cores: list[str], raw: list[str]) -> list[EmailMatch]:
+def find_spoken_email_soup(
+    cores: list[str], raw: list[str], probs: list[float] | None = None
+) -> list[EmailMatch]:
     """After "my email is", "write to me at", ...: the words up to the end of the clause when
     they carry address signals ("dot"/"not", "at", "com", a dotted word) - what ASR makes of
-    a spelled address it did not understand ("the meatry not petra me not look not come")."""
+    a spelled address it did not understand ("the meatry not petra me not look not come").
+
+    A full stop after a word the ASR was unsure of (`probs` < 0.5) does not end the clause:
+    it is most often a "dot" heard as a pause ("rahol. send you will at email .com").
+    """
     lows = [c.lower() for c in cores]
     n = len(lows)
     found: list[EmailMatch] = []
@@ -508,8 +515,9 @@ def find_spoken_email_soup(cores: list[str], raw: list[str]) -> list[EmailMatch]
             last = j
             if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w:
                 signals += 1
+            unsure = probs is not None and probs[j] < _UNSURE_DOT
             if raw[j].strip().endswith(("?", "!")) or (
-                raw[j].strip().endswith(".") and "." not in w.rstrip(".")
+                raw[j].strip().endswith(".") and "." not in w.rstrip(".") and not unsure
             ):
                 break  # the clause ends here ("example.com." ends it too, after the word)
         if signals >= 2 and last >= first:
