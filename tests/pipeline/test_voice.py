@@ -260,3 +260,19 @@ def test_a_voice_with_no_room_for_the_minimum_shift_goes_down_to_the_floor_not_u
     # a voice with room keeps its random draw at least 4 semitones away
     ratios = [down._draw(np.random.default_rng(s), 120.0).pitch_ratio for s in range(50)]
     assert max(ratios) < 2 ** (-4 / 12) + 1e-9 and np.ptp(ratios) > 0.02
+
+
+def test_true_envelope_passes_ride_on_the_harmonic_peaks() -> None:
+    from earshot.pipeline.voice_dsp import cepstral_envelope, stft
+
+    t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+    x = sum(np.sin(2 * np.pi * 250 * h * t) / h for h in range(1, 20))  # resolved harmonics
+    log_mag = 0.5 * np.log(np.abs(stft(x, 512, 128)[10:-10]) ** 2 + 1e-20)
+    plain = cepstral_envelope(log_mag, 36)
+    assert np.array_equal(plain, cepstral_envelope(log_mag, 36, 0))
+    true_env = cepstral_envelope(log_mag, 36, 8)
+    peaks = np.arange(1, 20) * 250 * 512 // SAMPLE_RATE  # harmonic bins
+    below_plain = np.mean(log_mag[:, peaks] - plain[:, peaks])
+    below_true = np.mean(log_mag[:, peaks] - true_env[:, peaks])
+    assert below_true < below_plain - 0.3  # the plain envelope sits well under the peaks
+    assert true_env.mean() > plain.mean()  # lifted overall, not only at the peaks

@@ -69,6 +69,7 @@ class AnonymiserConfig:
     # spectrum moved farthest from the input's (1: no selection)
     candidates: int = 5
     lifter: int = 36  # cepstral terms kept for the envelope
+    envelope_iterations: int = 0  # true-envelope passes on top of the cepstral envelope
     voicing_threshold: float = 0.45  # normalised autocorrelation peak for a voiced frame
     n_fft: int = N_FFT
     hop: int = HOP
@@ -252,7 +253,7 @@ class VoiceAnonymiser:
 
         spec = stft(x, n_fft, hop)
         power = spec.real**2 + spec.imag**2
-        env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter)
+        env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
         frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
         speech = frame_db > frame_db.max() - 35.0
         p = self._select(draws, power, env, speech, bin_hz) if len(draws) > 1 else draws[0]

@@ -49,8 +49,21 @@ def istft(spec: np.ndarray, length: int, n_fft: int = N_FFT, hop: int = HOP) -> 
     return y
 
 
-def cepstral_envelope(log_mag: np.ndarray, lifter: int) -> np.ndarray:
-    """Smooth log-magnitude envelope of each frame: keep the first `lifter` cepstral terms."""
+def cepstral_envelope(log_mag: np.ndarray, lifter: int, iterations: int = 0) -> np.ndarray:
+    """Smooth log-magnitude envelope of each frame: keep the first `lifter` cepstral terms.
+
+    With `iterations` > 0 it is pushed up onto the spectral peaks ("true envelope", Roebel &
+    Rodet): the smoothing is repeated on max(spectrum, previous envelope).
+    """
+    env = _lifter(log_mag, lifter)
+    target = log_mag
+    for _ in range(iterations):
+        target = np.maximum(target, env)
+        env = _lifter(target, lifter)
+    return env
+
+
+def _lifter(log_mag: np.ndarray, lifter: int) -> np.ndarray:
     ceps = np.fft.irfft(log_mag, axis=1)
     n = ceps.shape[1]
     keep = np.zeros(n)
