@@ -172,3 +172,80 @@ def test_sensitive_flags_racing_grades_and_skips(deployment, pool):
         assert (
             v.same_recording == v.same_customer_in_window == v.several_active == v.same_snippet_twice == 0
         ), v
+
+
+def _two_leases_on_one_snippet(pool):
+    """A fresh snippet with two grader slots and two reviewers holding a heard lease on it each."""
+    from earshot.review import services
+
+    dep = pool.deployment
+    sid = pool.snippet(pool.recording(pool.customer()), graders=2)
+    leases = []
+    for _ in range(2):
+        reviewer = pool.user()
+        with dep.db.session() as s:
+            a = assign.next_assignment(s, dep, reviewer, policy=ReviewPolicy(gold_rate=0.0))
+            assert a is not None and a.snippet_id == sid
+            leases.append((reviewer, a.id))
+        with dep.db.session() as s:
+            services.task_audio(s, dep, reviewer, a.id)
+    return sid, leases
+
+
+def _race(actions):
+    """Run the callables at the same instant on their own threads; their results or exceptions."""
+    barrier = threading.Barrier(len(actions))
+    out: list[object] = [None] * len(actions)
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            out[i] = actions[i]()
+        except BaseException as exc:  # noqa: BLE001 - inspected by the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return out
+
+
+def test_two_reviewers_flag_the_same_snippet_at_once(deployment, pool):
+    """Both holders of one snippet act on it in the same instant: a sensitive flag against another
+    sensitive flag, an accidental flag, a skip or a grade. No database deadlock (seen in CI: each
+    flag held its own lease row and waited for the other's), every other outcome is NotFound, and
+    no lease is left on the escalated snippet."""
+    from earshot.review import escalation, services
+    from earshot.review.models import Escalation
+
+    dep = deployment
+    seconds = {
+        "sensitive": lambda s, r, a, sid: escalation.flag(s, dep, r, a, "sensitive"),
+        "accidental": lambda s, r, a, sid: escalation.flag(s, dep, r, a, "accidental"),
+        "skip": lambda s, r, a, sid: escalation.skip(s, r, a, "other"),
+        "grade": lambda s, r, a, sid: simulation.complete(s, r, a, sid, simulation.utcnow()),
+    }
+
+    def in_session(fn, reviewer, aid, sid):
+        def run():
+            with dep.db.session() as s:
+                return fn(s, reviewer, aid, sid)
+
+        return run
+
+    for round_ in range(16):
+        name = list(seconds)[round_ % len(seconds)]
+        sid, ((r1, a1), (r2, a2)) = _two_leases_on_one_snippet(pool)
+        out = _race([in_session(seconds["sensitive"], r1, a1, sid), in_session(seconds[name], r2, a2, sid)])
+        unexpected = [o for o in out if isinstance(o, BaseException) and not isinstance(o, services.NotFound)]
+        assert not unexpected, (name, unexpected)
+        with dep.db.session() as s:
+            live = s.scalar(
+                select(func.count())
+                .select_from(Assignment)
+                .where(Assignment.snippet_id == sid, Assignment.status == "active")
+            )
+            assert live == 0, name
+            assert "sensitive" in s.scalars(select(Escalation.kind).where(Escalation.snippet_id == sid)).all()

@@ -29,6 +29,7 @@ from earshot.database import utcnow
 from earshot.deployment import Deployment
 from earshot.review.models import Assignment, ReviewerExclusion, ReviewerState, Snippet
 from earshot.review.policy import ReviewPolicy, policy_for
+from earshot.review.store import lock_snippet
 
 POOL = "queued"
 GOLD = "gold"
@@ -130,7 +131,8 @@ def release_slot(session: Session, snippet_id: str) -> None:
 def expire_leases(session: Session, now: datetime | None = None, *, limit: int | None = None) -> int:
     """Mark expired leases and return their snippets' slots to the pool; safe to run concurrently.
 
-    Rows other transactions hold are skipped (PostgreSQL), and each lease is ended by a conditional
+    Each snippet is locked before its leases (lock order: store.py), in id order, and one another
+    transaction holds is left for a later sweep (PostgreSQL); each lease is ended by a conditional
     update, so a lease is never expired (and its slot released) twice.
     """
     now = now or utcnow()
@@ -141,11 +143,13 @@ def expire_leases(session: Session, now: datetime | None = None, *, limit: int |
     )
     if limit:
         query = query.limit(limit)
-    if _dialect(session) == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     count = 0
-    # Snippet rows are then locked in id order, so concurrent sweeps never deadlock on them.
+    locked: dict[str, bool] = {}
     for assignment_id, snippet_id in sorted(session.execute(query).all(), key=lambda row: row[1]):
+        if snippet_id not in locked:
+            locked[snippet_id] = lock_snippet(session, snippet_id, skip_locked=True) is not None
+        if not locked[snippet_id]:
+            continue
         ended = session.execute(
             update(Assignment)
             .where(Assignment.id == assignment_id, Assignment.status == "active")

@@ -97,6 +97,7 @@ def skip(
     if reason not in SKIP_REASONS:
         raise InvalidGrade(f"skip reason must be one of {', '.join(SKIP_REASONS)}")
     assignment = owned_active(session, reviewer_id, assignment_id)
+    lock_snippet(session, assignment.snippet_id)  # before the lease (lock order: store.py)
     claim(session, reviewer_id, assignment_id, "skipped", skip_reason=reason)
     release_slot(session, assignment.snippet_id)
     audit.record(
@@ -130,7 +131,9 @@ def flag(
     assignment = owned_active(session, reviewer_id, assignment_id)
     if assignment.audio_first_at is None:
         raise InvalidGrade("listen to the snippet before flagging it")
-    snippet = session.get(Snippet, assignment.snippet_id)
+    # Locked before any lease row (store.py): a second flag, a grade or a skip on this snippet waits
+    # for our commit, and a reviewer picking it skips it (SKIP LOCKED) until then.
+    snippet = lock_snippet(session, assignment.snippet_id)
     if snippet is None:
         raise NotFound("no such task")
     if kind == PERSONAL_DATA:
@@ -152,22 +155,21 @@ def flag(
                 )
     claim(session, reviewer_id, assignment_id, "flagged")
     if kind == SENSITIVE:
-        return _sensitive(session, reviewer_id, assignment, ip)
+        return _sensitive(session, reviewer_id, assignment, snippet, ip)
     if kind == PERSONAL_DATA:
         assert span is not None
-        return _personal_data(session, deployment, reviewer_id, assignment, span, masked_transcript, ip)
-    return _accidental(session, deployment, reviewer_id, assignment, ip)
+        return _personal_data(
+            session, deployment, reviewer_id, assignment, snippet, span, masked_transcript, ip
+        )
+    return _accidental(session, deployment, reviewer_id, assignment, snippet, ip)
 
 
-def _sensitive(session: Session, reviewer_id: str, assignment: Assignment, ip: str | None) -> FlagResult:
+def _sensitive(
+    session: Session, reviewer_id: str, assignment: Assignment, snippet: Snippet, ip: str | None
+) -> FlagResult:
+    # The snippet is locked: a reviewer who picked it before us has committed their lease (the revoke
+    # sees it), and no new one can start (the pick skips locked rows; after our commit it is not queued).
     revoked = revoke_leases(session, assignment.snippet_id)
-    snippet = lock_snippet(session, assignment.snippet_id)
-    if snippet is None:
-        raise NotFound("no such task")
-    # A reviewer who picked the snippet before our lock held its row until their commit, so their
-    # new lease was invisible to the first revoke; now it is committed, and no new one can start
-    # (the pick skips locked rows, and after our commit the snippet is no longer queued).
-    revoked += revoke_leases(session, assignment.snippet_id)
     snippet.status = ESCALATED
     snippet.in_flight = 0
     esc = Escalation(
@@ -215,15 +217,12 @@ def _personal_data(
     deployment: Deployment,
     reviewer_id: str,
     assignment: Assignment,
+    snippet: Snippet,
     span: tuple[float, float],
     masked_transcript: str | None,
     ip: str | None,
 ) -> FlagResult:
-    revoked = revoke_leases(session, assignment.snippet_id)
-    snippet = lock_snippet(session, assignment.snippet_id)
-    if snippet is None:
-        raise NotFound("no such task")
-    revoked += revoke_leases(session, assignment.snippet_id)  # leases committed while we waited
+    revoked = revoke_leases(session, assignment.snippet_id)  # the snippet is locked (see _sensitive)
     back_to = snippet.status if snippet.status in ("queued", "gold") else "queued"
     snippet.status = QUARANTINED
     snippet.in_flight = 0
@@ -270,7 +269,12 @@ def _personal_data(
 
 
 def _accidental(
-    session: Session, deployment: Deployment, reviewer_id: str, assignment: Assignment, ip: str | None
+    session: Session,
+    deployment: Deployment,
+    reviewer_id: str,
+    assignment: Assignment,
+    snippet: Snippet,
+    ip: str | None,
 ) -> FlagResult:
     open_esc = session.scalar(
         select(Escalation).where(
@@ -280,15 +284,12 @@ def _accidental(
         )
     )
     if open_esc is not None and open_esc.raised_by != reviewer_id:
-        # A second grader confirms: delete.
+        # A second grader confirms: delete (the snippet is locked, so two confirmations queue).
         revoked = revoke_leases(session, assignment.snippet_id)
-        snippet = lock_snippet(session, assignment.snippet_id)
-        revoked += revoke_leases(session, assignment.snippet_id)  # leases committed while we waited
         open_esc.confirmations += 1
         open_esc.status, open_esc.resolution = "resolved", "confirmed_deleted"
         open_esc.resolved_at, open_esc.resolved_by = utcnow(), reviewer_id
-        if snippet is not None:
-            remove_snippet(session, deployment, snippet)
+        remove_snippet(session, deployment, snippet)
         session.flush()
         _audit_flag(
             session,
@@ -396,8 +397,8 @@ def resolve(
     esc = get_open(session, escalation_id)
     if action not in LEAD_ACTIONS.get(esc.kind, ()):
         raise InvalidGrade(f"for {esc.kind} the lead may: {', '.join(LEAD_ACTIONS.get(esc.kind, ()))}")
+    snippet = lock_snippet(session, esc.snippet_id)  # before its leases (lock order: store.py)
     revoked = revoke_leases(session, esc.snippet_id) if action in ("delete", "confirm") else 0
-    snippet = lock_snippet(session, esc.snippet_id)
     resolution = action
     if action in ("delete", "confirm"):
         if snippet is not None:

@@ -340,10 +340,10 @@ def submit_grade(
     assignment = owned_active(session, reviewer_id, assignment_id)
     if assignment.played_at is None:
         raise NotPlayed("play the snippet to the end before submitting")
-    claim(session, reviewer_id, assignment_id, "completed")
-    snippet = lock_snippet(session, assignment.snippet_id)
+    snippet = lock_snippet(session, assignment.snippet_id)  # before the lease (lock order: store.py)
     if snippet is None:
         raise NotFound("no such task")
+    claim(session, reviewer_id, assignment_id, "completed")
     grade = Grade(
         snippet_id=snippet.id,
         assignment_id=assignment.id,

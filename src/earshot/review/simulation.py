@@ -28,7 +28,7 @@ from earshot.privacy.models import Customer
 from earshot.review import assignment as assign
 from earshot.review.models import Assignment, Snippet
 from earshot.review.policy import ReviewPolicy
-from earshot.review.store import NotFound, claim
+from earshot.review.store import NotFound, claim, lock_snippet
 
 
 def _ids(n: int, rng: random.Random) -> list[str]:
@@ -147,6 +147,7 @@ def bulk_reviewers(session: Session, n: int, *, seed: int = 0) -> list[str]:
 
 def complete(session: Session, reviewer_id: str, assignment_id: str, snippet_id: str, now: datetime) -> None:
     """Finish a lease as graded without a transcript (simulation only: the counters a grade moves)."""
+    lock_snippet(session, snippet_id)  # before the lease, as a real grade does (lock order: store.py)
     claim(session, reviewer_id, assignment_id, "completed", now)
     session.execute(
         update(Snippet)
@@ -168,6 +169,7 @@ def complete(session: Session, reviewer_id: str, assignment_id: str, snippet_id:
 
 def release(session: Session, reviewer_id: str, assignment_id: str, snippet_id: str, now: datetime) -> None:
     """Skip a lease (simulation): the slot goes back to the pool."""
+    lock_snippet(session, snippet_id)
     claim(session, reviewer_id, assignment_id, "skipped", now, skip_reason="other")
     assign.release_slot(session, snippet_id)
 

@@ -1,7 +1,11 @@
 """Shared pieces of the review domain: errors, lease checks and transitions, snippet removal.
 
-Lock order everywhere (so PostgreSQL transactions never deadlock): reviewer state -> assignments ->
-snippets -> audit head (always last).
+Lock order everywhere (so PostgreSQL transactions never deadlock): reviewer state -> snippet ->
+its assignments -> audit head (always last). The snippet row is the mutex for its leases: whoever ends
+a lease (grade, skip, flag, revocation, expiry) locks the snippet first, so two transactions that end
+leases of one snippet (two flags at once, a flag and a grade) queue on it instead of each holding one
+lease row while waiting for the other's. Only a lease's own holder touches its row without the snippet
+(delivery, playback), and then waits for nothing but the audit head.
 """
 
 from __future__ import annotations
@@ -92,11 +96,14 @@ def revoke_leases(session: Session, snippet_id: str, now: datetime | None = None
     return int(result.rowcount or 0)
 
 
-def lock_snippet(session: Session, snippet_id: str) -> Snippet | None:
-    """The snippet, re-read and row-locked for the rest of the transaction."""
+def lock_snippet(session: Session, snippet_id: str, *, skip_locked: bool = False) -> Snippet | None:
+    """The snippet, re-read and row-locked for the rest of the transaction (taken before its leases).
+
+    With `skip_locked`, None when another transaction holds it (PostgreSQL), instead of waiting.
+    """
     query = select(Snippet).where(Snippet.id == snippet_id).execution_options(populate_existing=True)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(skip_locked=skip_locked)
     return session.scalar(query)
 
 
