@@ -1,0 +1,66 @@
+"""WER of one anonymiser step at a time, at fixed parameters, on the *tuning* speakers only.
+
+Not part of the product: a development harness for docs/deid-evaluation.md (ninth round). It
+never touches actors 13-24. Every second utterance of actors 01-12 (72), faster-whisper tiny.en.
+
+    .venv/bin/python scripts/probe_voice_steps.py 0.7 0.7:1.2 0.7:1:1 0.7:1:0:300
+
+Each argument is `pitch_ratio[:formant[:timbre[:high_pass_hz[:random_db]]]]`: the pitch ratio
+and the formant factor are fixed (no per-band warp, one candidate); `timbre` 1 replaces the
+average envelope by the generic tilt plus a random shape of `random_db` (default 7 dB, drawn
+per utterance), 0 leaves the speaker's own; `high_pass_hz` 0 is off. Prints the WER of the
+original, then of each setting.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from earshot.evaluation.asr import WhisperJudge
+from earshot.evaluation.manifest import load_audio, read_manifest
+from earshot.evaluation.metrics import word_error_rate
+from earshot.pipeline.voice import _ANCHORS_HZ, AnonymiserConfig, VoiceAnonymiser, _Draw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tune_voice import DATA, TUNING  # noqa: E402
+
+
+def fixed(
+    ratio: float, formant: float, timbre: float, hp_hz: float, random_db: float = 7.0
+) -> VoiceAnonymiser:
+    """An anonymiser whose draw is pinned to these parameters (timbre shape still random)."""
+    cfg = AnonymiserConfig(
+        ltas_removal=timbre,
+        hp_cutoff_hz=(hp_hz, hp_hz),
+        candidates=1,
+        nonlinear_warp=0.0,
+        ltas_random_db=random_db,
+    )
+    anon = VoiceAnonymiser(cfg)
+    n_terms = cfg.timbre_terms
+
+    def draw(rng: np.random.Generator, src_f0: float | None) -> _Draw:
+        return _Draw(ratio, formant, np.zeros(len(_ANCHORS_HZ)), rng.standard_normal(n_terms), hp_hz)
+
+    anon._draw = draw  # type: ignore[method-assign]
+    return anon
+
+
+def main() -> None:
+    rows = [r for r in read_manifest(DATA) if r.speaker in TUNING][::2]
+    audio = [load_audio(r.path) for r in rows]
+    refs = [r.transcript for r in rows]
+    judge = WhisperJudge(cpu_threads=2)
+    print(f"original {100 * word_error_rate(refs, [judge.transcribe(a) for a in audio]):.2f} %")
+    for spec in sys.argv[1:]:
+        vals = [float(v) for v in spec.split(":")] + [1.0, 0.0, 0.0, 7.0][len(spec.split(":")) - 1 :]
+        anon = fixed(*vals[:5])
+        hyps = [judge.transcribe(anon.anonymise(a, np.random.default_rng(i))) for i, a in enumerate(audio)]
+        print(f"{spec:20s} {100 * word_error_rate(refs, hyps):.2f} %", flush=True)
+
+
+if __name__ == "__main__":
+    main()
