@@ -28,25 +28,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tune_voice import DATA, TUNING  # noqa: E402
 
 
-def fixed(
-    ratio: float, formant: float, timbre: float, hp_hz: float, random_db: float = 7.0
-) -> VoiceAnonymiser:
-    """An anonymiser whose draw is pinned to these parameters (timbre shape still random)."""
-    cfg = AnonymiserConfig(
-        ltas_removal=timbre,
-        hp_cutoff_hz=(hp_hz, hp_hz),
-        candidates=1,
-        nonlinear_warp=0.0,
-        ltas_random_db=random_db,
-    )
-    anon = VoiceAnonymiser(cfg)
-    n_terms = cfg.timbre_terms
+class PinnedAnonymiser(VoiceAnonymiser):
+    """The product's anonymiser with its draw pinned to fixed parameters (timbre shape still random)."""
 
-    def draw(rng: np.random.Generator, src_f0: float | None) -> _Draw:
-        return _Draw(ratio, formant, np.zeros(len(_ANCHORS_HZ)), rng.standard_normal(n_terms), hp_hz)
+    def __init__(
+        self,
+        ratio: float,
+        formant: float = 1.0,
+        timbre: float = 0.0,
+        hp_hz: float = 0.0,
+        random_db: float = AnonymiserConfig.ltas_random_db,
+    ) -> None:
+        super().__init__(
+            AnonymiserConfig(
+                ltas_removal=timbre,
+                hp_cutoff_hz=(hp_hz, hp_hz),
+                candidates=1,
+                nonlinear_warp=0.0,
+                ltas_random_db=random_db,
+            )
+        )
+        self._pinned = (ratio, formant, hp_hz)
 
-    anon._draw = draw  # type: ignore[method-assign]
-    return anon
+    def _draw(self, rng: np.random.Generator, src_f0: float | None) -> _Draw:
+        ratio, formant, hp_hz = self._pinned
+        timbre = rng.standard_normal(self.config.timbre_terms)
+        return _Draw(ratio, formant, np.zeros(len(_ANCHORS_HZ)), timbre, hp_hz)
 
 
 def main() -> None:
@@ -56,8 +63,7 @@ def main() -> None:
     judge = WhisperJudge(cpu_threads=2)
     print(f"original {100 * word_error_rate(refs, [judge.transcribe(a) for a in audio]):.2f} %")
     for spec in sys.argv[1:]:
-        vals = [float(v) for v in spec.split(":")] + [1.0, 0.0, 0.0, 7.0][len(spec.split(":")) - 1 :]
-        anon = fixed(*vals[:5])
+        anon = PinnedAnonymiser(*(float(v) for v in spec.split(":")))
         hyps = [judge.transcribe(anon.anonymise(a, np.random.default_rng(i))) for i, a in enumerate(audio)]
         print(f"{spec:20s} {100 * word_error_rate(refs, hyps):.2f} %", flush=True)
 
