@@ -5,11 +5,12 @@ never touches actors 13-24. Every second utterance of actors 01-12 (72), faster-
 
     .venv/bin/python scripts/probe_voice_steps.py 0.7 0.7:1.2 0.7:1:1 0.7:1:0:300
 
-Each argument is `pitch_ratio[:formant[:timbre[:high_pass_hz[:random_db]]]]`: the pitch ratio
-and the formant factor are fixed (no per-band warp, one candidate); `timbre` 1 replaces the
-average envelope by the generic tilt plus a random shape of `random_db` (default 7 dB, drawn
-per utterance), 0 leaves the speaker's own; `high_pass_hz` 0 is off. Prints the WER of the
-original, then of each setting.
+Each argument is `pitch_ratio[:formant[:timbre[:high_pass_hz[:random_db[:w1:w2:w3]]]]]`: the
+pitch ratio and the formant factor are fixed (no per-band warp, one candidate); `timbre` 1
+replaces the average envelope by the generic tilt plus a random shape of `random_db` (default
+7 dB, drawn per utterance), 0 leaves the speaker's own; `high_pass_hz` 0 is off; `w1:w2:w3`
+pin the shape's cosine weights instead of drawing them (eleventh round; one weight of 1.7
+gives about the RMS of a typical draw). Prints the WER of the original, then of each setting.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class PinnedAnonymiser(VoiceAnonymiser):
         timbre: float = 0.0,
         hp_hz: float = 0.0,
         random_db: float = AnonymiserConfig.ltas_random_db,
+        *shape: float,
     ) -> None:
         super().__init__(
             AnonymiserConfig(
@@ -49,10 +51,13 @@ class PinnedAnonymiser(VoiceAnonymiser):
             )
         )
         self._pinned = (ratio, formant, hp_hz)
+        self._shape = np.asarray(shape, dtype=np.float64) if shape else None
 
     def _draw(self, rng: np.random.Generator, src_f0: float | None) -> _Draw:
         ratio, formant, hp_hz = self._pinned
         timbre = rng.standard_normal(self.config.timbre_terms)
+        if self._shape is not None:
+            timbre = self._shape
         return _Draw(ratio, formant, np.zeros(len(_ANCHORS_HZ)), timbre, hp_hz)
 
 
