@@ -30,7 +30,7 @@ from tune_voice import DATA, TUNING  # noqa: E402
 
 
 class PinnedAnonymiser(VoiceAnonymiser):
-    """The product's anonymiser with its draw pinned to fixed parameters (timbre shape still random)."""
+    """The product's anonymiser with its draw pinned to fixed parameters (shape random unless pinned)."""
 
     def __init__(
         self,
@@ -51,11 +51,13 @@ class PinnedAnonymiser(VoiceAnonymiser):
             )
         )
         self._pinned = (ratio, formant, hp_hz)
+        if shape and len(shape) != self.config.timbre_terms:
+            raise SystemExit(f"pin all {self.config.timbre_terms} shape weights or none, not {len(shape)}")
         self._shape = np.asarray(shape, dtype=np.float64) if shape else None
 
     def _draw(self, rng: np.random.Generator, src_f0: float | None) -> _Draw:
         ratio, formant, hp_hz = self._pinned
-        timbre = rng.standard_normal(self.config.timbre_terms)
+        timbre = rng.standard_normal(self.config.timbre_terms)  # drawn either way: same sequence
         if self._shape is not None:
             timbre = self._shape
         return _Draw(ratio, formant, np.zeros(len(_ANCHORS_HZ)), timbre, hp_hz)
