@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--no-asr", action="store_true")
     ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--beam", type=int, default=1, help="beam size of the tiny.en judge (1: greedy)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the encoder and the ASR")
     args = ap.parse_args()
     import torch
@@ -73,7 +74,7 @@ def main() -> None:
     audio = [load_audio(r.path) for r in rows]
     refs = [r.transcript for r in rows]
     enc = SpeakerEncoder()
-    judge = None if args.no_asr else WhisperJudge(cpu_threads=args.threads)
+    judge = None if args.no_asr else WhisperJudge(cpu_threads=args.threads, beam_size=args.beam)
     emb_orig = np.stack([enc.embed(a) for a in audio])
     enrol, trial = split_enrol_trial(spk)
     folds = [np.isin(spk, TUNING[:6]), np.isin(spk, TUNING[6:])]

@@ -102,6 +102,24 @@ def test_pocketsphinx_is_an_independent_judge(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_beam_search_judge_is_named_in_the_report(tmp_path: Path) -> None:
+    """--beam 5 decodes the whisper judge with beam search and says so in report.json."""
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), "--beam", "5"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["asr_judge"] == "faster-whisper tiny.en (int8, CPU, beam 5)"
+    assert 0.0 <= report["original"]["wer"] <= 1.0
+
+
+def test_beam_must_be_positive(tmp_path: Path) -> None:
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    result = CliRunner().invoke(_app(), [str(manifest), "--beam", "0"])
+    assert result.exit_code == 2 and "--beam" in result.output
+
+
+@pytest.mark.slow
 def test_draws_average_independent_anonymisations(tmp_path: Path) -> None:
     """--draws N anonymises every test utterance N times; each EER is the mean of the N draws."""
     manifest = _tiny_manifest(tmp_path)

@@ -23,6 +23,9 @@ def eval_cmd(
     judge: str = typer.Option(
         "whisper", "--judge", help="ASR for the WER: whisper (tiny.en) or pocketsphinx (independent)."
     ),
+    beam: int = typer.Option(
+        1, "--beam", min=1, max=10, help="Beam size of the whisper judge (1: greedy, 5: the library default)."
+    ),
 ) -> None:
     """Speaker-verification EER (three attackers) and WER on original vs anonymised speech."""
     from rich.console import Console
@@ -52,7 +55,7 @@ def eval_cmd(
         try:
             report = run_eval(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
-                with_asr=asr, pii=pii, judge_name=judge, draws=draws, progress=progress,
+                with_asr=asr, pii=pii, judge_name=judge, judge_beam=beam, draws=draws, progress=progress,
             )
         except ManifestError as exc:
             raise fail(str(exc)) from None

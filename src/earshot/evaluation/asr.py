@@ -28,11 +28,11 @@ class Judge(Protocol):
     def transcribe(self, audio: Audio) -> str: ...
 
 
-def make_judge(name: str) -> Judge:
-    """"whisper" (tiny.en, the default) or "pocketsphinx" (a second ASR sharing nothing with
-    the product's default ASR: other model family, other training data)."""
+def make_judge(name: str, beam_size: int = 1) -> Judge:
+    """"whisper" (tiny.en, the default; `beam_size` 1 is greedy) or "pocketsphinx" (a second ASR
+    sharing nothing with the product's default ASR: other model family, other training data)."""
     if name == "whisper":
-        return WhisperJudge()
+        return WhisperJudge(beam_size=beam_size)
     if name == "pocketsphinx":
         return SphinxJudge()
     raise ValueError(f"unknown ASR judge {name!r} (whisper, pocketsphinx)")
@@ -53,12 +53,14 @@ class SphinxJudge:
 
 
 class WhisperJudge:
-    """Greedy-decoding transcriber used for the WER of original vs anonymised audio."""
+    """Transcriber used for the WER of original vs anonymised audio (greedy unless `beam_size` > 1)."""
 
-    description = "faster-whisper tiny.en (int8, CPU, greedy)"
-
-    def __init__(self, model_path: Path | None = None, cpu_threads: int = 2) -> None:
+    def __init__(self, model_path: Path | None = None, cpu_threads: int = 2, beam_size: int = 1) -> None:
         from faster_whisper import WhisperModel
+
+        self.beam_size = beam_size
+        decoding = "greedy" if beam_size == 1 else f"beam {beam_size}"
+        self.description = f"faster-whisper tiny.en (int8, CPU, {decoding})"
 
         self._model = WhisperModel(
             str(model_path or default_model_path()),
@@ -72,7 +74,7 @@ class WhisperJudge:
         segments, _info = self._model.transcribe(
             np.asarray(audio, dtype=np.float32),
             language="en",
-            beam_size=1,
+            beam_size=self.beam_size,
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,

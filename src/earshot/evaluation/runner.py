@@ -105,11 +105,13 @@ def run_eval(
     with_asr: bool = True,
     pii: bool = False,
     judge_name: str = "whisper",
+    judge_beam: int = 1,
     draws: int = 1,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write report.json and report.html into `out_dir`, return it.
 
+    `judge_beam`: beam size of the whisper judge (1, greedy, is the default of every figure so far).
     `draws`: how many times every test utterance is anonymised (independent random draws);
     each figure is the mean over draws, so the draw-to-draw noise of the estimate shrinks.
     """
@@ -169,7 +171,7 @@ def run_eval(
     if with_asr:
         from earshot.evaluation.asr import make_judge
 
-        judge = make_judge(judge_name)
+        judge = make_judge(judge_name, beam_size=judge_beam)
         report["asr_judge"] = judge.description
         hyps_orig = []
         for k, i in enumerate(test_idx):
