@@ -119,6 +119,17 @@ def test_beam_must_be_positive(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--beam" in result.output
 
 
+def test_beam_with_another_judge_is_refused(tmp_path: Path) -> None:
+    """--beam would be silently ignored by pocketsphinx, so it is refused before any work."""
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(), [str(manifest), "--out", str(out), "--judge", "pocketsphinx", "--beam", "5"]
+    )
+    assert result.exit_code == 1 and "whisper judge only" in result.output
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_draws_average_independent_anonymisations(tmp_path: Path) -> None:
     """--draws N anonymises every test utterance N times; each EER is the mean of the N draws."""

@@ -40,6 +40,8 @@ def eval_cmd(
 
     if judge not in ("whisper", "pocketsphinx"):
         raise fail(f"unknown --judge {judge!r}: use whisper or pocketsphinx")
+    if beam != 1 and judge != "whisper":
+        raise fail(f"--beam applies to the whisper judge only, not {judge!r}")
     anonymisers = [VoiceAnonymiser()] + ([McAdamsAnonymiser()] if baseline else [])
     console = Console(stderr=True)
     with Progress(
