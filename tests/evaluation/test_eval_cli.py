@@ -126,7 +126,7 @@ def test_beam_with_another_judge_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         _app(), [str(manifest), "--out", str(out), "--judge", "pocketsphinx", "--beam", "5"]
     )
-    assert result.exit_code == 1 and "whisper judge only" in result.output
+    assert result.exit_code == 1 and "whisper judges only" in result.output
     assert not out.exists()
 
 

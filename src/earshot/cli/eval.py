@@ -21,7 +21,9 @@ def eval_cmd(
     ),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Measure WER with faster-whisper."),
     judge: str = typer.Option(
-        "whisper", "--judge", help="ASR for the WER: whisper (tiny.en) or pocketsphinx (independent)."
+        "whisper",
+        "--judge",
+        help="ASR for the WER: whisper (tiny.en), whisper-base (never used in tuning) or pocketsphinx.",
     ),
     beam: int = typer.Option(
         1, "--beam", min=1, max=10, help="Beam size of the whisper judge (1: greedy, 5: the library default)."
@@ -33,15 +35,21 @@ def eval_cmd(
     from rich.table import Table
 
     from earshot.cli.common import fail
+    from earshot.evaluation.asr import JUDGES, JudgeModelError, whisper_base_model_dir
     from earshot.evaluation.manifest import ManifestError
     from earshot.evaluation.report import summary_rows
     from earshot.evaluation.runner import run_eval
     from earshot.pipeline.voice import McAdamsAnonymiser, VoiceAnonymiser
 
-    if judge not in ("whisper", "pocketsphinx"):
-        raise fail(f"unknown --judge {judge!r}: use whisper or pocketsphinx")
-    if beam != 1 and judge != "whisper":
-        raise fail(f"--beam applies to the whisper judge only, not {judge!r}")
+    if judge not in JUDGES:
+        raise fail(f"unknown --judge {judge!r}: use {', '.join(JUDGES)}")
+    if beam != 1 and not judge.startswith("whisper"):
+        raise fail(f"--beam applies to the whisper judges only, not {judge!r}")
+    if asr and judge == "whisper-base":
+        try:  # before any work: a missing or altered model is a clear error, not a late crash
+            whisper_base_model_dir()
+        except JudgeModelError as exc:
+            raise fail(str(exc)) from None
     anonymisers = [VoiceAnonymiser()] + ([McAdamsAnonymiser()] if baseline else [])
     console = Console(stderr=True)
     with Progress(
@@ -59,7 +67,7 @@ def eval_cmd(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
                 with_asr=asr, pii=pii, judge_name=judge, judge_beam=beam, draws=draws, progress=progress,
             )
-        except ManifestError as exc:
+        except (ManifestError, JudgeModelError) as exc:
             raise fail(str(exc)) from None
 
     table = Table(title=f"earshot eval: {report['manifest']} ({report['n_test_speakers']} test speakers)")
