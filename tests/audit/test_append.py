@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select, text
@@ -218,6 +219,50 @@ def test_verifying_while_others_append_and_checkpoint_raises_no_false_alarm(dep)
     assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
     final = verify_deployment(dep)
     assert final.ok and final.records >= 5
+
+
+def test_a_checkpoint_always_in_flight_is_not_a_false_alarm(dep, monkeypatch):
+    """A writer that always has one checkpoint in the file and not yet committed (its commit lands
+    0.2 s after the file line, and the next line follows at once) never lets the file and the
+    database agree; verify still passes, and a checkpoint really missing is still reported."""
+    from earshot.audit import checkpoints
+
+    real_append = checkpoints.append_to_file
+
+    def slow_commit(path, cp):  # noqa: ANN001, ANN202
+        real_append(path, cp)
+        time.sleep(0.2)  # the database commit of create_checkpoint comes after this
+
+    monkeypatch.setattr(checkpoints, "append_to_file", slow_commit)
+    fill(dep, 5)
+    checkpoints.create_checkpoint(dep)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            while not stop.is_set():
+                fill(dep, 1)
+                checkpoints.create_checkpoint(dep)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        time.sleep(0.1)
+        reports = [verify_deployment(dep) for _ in range(3)]
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
+    # from the attacker's side: a checkpoint deleted from the database is still found
+    with dep.db.engine.begin() as conn:
+        first = conn.execute(text("SELECT min(tree_size) FROM audit_checkpoints")).scalar_one()
+        conn.execute(text("DELETE FROM audit_checkpoints WHERE tree_size = :n"), {"n": first})
+    report = verify_deployment(dep)
+    assert any("missing from the database" in p.message for p in report.problems)
 
 
 def _pending(dep) -> int:

@@ -100,6 +100,9 @@ def test_whisper_base_judge_is_named_in_the_report(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["asr_judge"] == "faster-whisper base (int8, CPU, beam 2)"
+    # the summary (HTML and terminal tables) names the judge the WER rows come from
+    assert "faster-whisper base (int8, CPU, beam 2)" in (out / "report.html").read_text()
+    assert "WER judge" in result.output
     assert report["original"]["wer"] <= 0.25  # it hears the original speech
 
 

@@ -92,6 +92,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]
         rows.append(("original", "EER (no anonymisation)", _pct(orig["eer"]["eer"]), "", ""))
     if "wer" in orig:
         rows.append(("original", "WER", _pct(orig["wer"]), "", ""))
+    if "asr_judge" in report:  # which ASR the WER rows are measured with
+        rows.append(("all", "WER judge", report["asr_judge"], "", ""))
     for name, s in report.get("systems", {}).items():
         verdict = s.get("pass", {})
         for att in ("ignorant", "lazy_informed", "semi_informed"):
