@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select, text
@@ -20,6 +22,28 @@ from .conftest import fill
 def seqs(dep) -> list[int]:
     with dep.db.engine.connect() as conn:
         return list(conn.execute(text("SELECT seq FROM audit_records ORDER BY seq")).scalars())
+
+
+@contextmanager
+def repeating_beside(step: Callable[[], object]) -> Iterator[list[BaseException]]:
+    """Run `step` over and over in a thread while the block runs; yields the errors it raised."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                step()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        t.join()
 
 
 def test_no_record_survives_a_rolled_back_action(dep):
@@ -198,23 +222,8 @@ def test_the_checkpoint_timer_signs_a_quiet_log(dep):
 def test_verifying_while_others_append_and_checkpoint_raises_no_false_alarm(dep):
     install(dep).every_records = 7
     fill(dep, 5)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def appender() -> None:
-        try:
-            while not stop.is_set():
-                fill(dep, 3, per_tx=3)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    t = threading.Thread(target=appender)
-    t.start()
-    try:
+    with repeating_beside(lambda: fill(dep, 3, per_tx=3)) as errors:
         reports = [verify_deployment(dep) for _ in range(8)]
-    finally:
-        stop.set()
-        t.join()
     assert not errors
     assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
     final = verify_deployment(dep)
@@ -236,25 +245,14 @@ def test_a_checkpoint_always_in_flight_is_not_a_false_alarm(dep, monkeypatch):
     monkeypatch.setattr(checkpoints, "append_to_file", slow_commit)
     fill(dep, 5)
     checkpoints.create_checkpoint(dep)
-    stop = threading.Event()
-    errors: list[BaseException] = []
 
-    def writer() -> None:
-        try:
-            while not stop.is_set():
-                fill(dep, 1)
-                checkpoints.create_checkpoint(dep)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def write_and_checkpoint() -> None:
+        fill(dep, 1)
+        checkpoints.create_checkpoint(dep)
 
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
+    with repeating_beside(write_and_checkpoint) as errors:
         time.sleep(0.1)
         reports = [verify_deployment(dep) for _ in range(3)]
-    finally:
-        stop.set()
-        t.join()
     assert not errors
     assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
     # from the attacker's side: a checkpoint deleted from the database is still found

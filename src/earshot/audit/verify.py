@@ -92,7 +92,7 @@ def _check_checkpoints(
     db_cps: list[Checkpoint],
     file_cps: list[Checkpoint],
     bad_lines: list[int],
-    in_flight: set[tuple[int, bytes, str, bytes]] | None = None,
+    in_flight: set[tuple[int, bytes, str, bytes]],
 ) -> dict[int, bytes]:
     """Signatures, db/file agreement, forks. Returns the signed root per size.
 
@@ -121,7 +121,7 @@ def _check_checkpoints(
                         f"two signed checkpoints disagree about size {cp.tree_size} (forked log)",
                     )
                 )
-    db_ids = {cp.identity() for cp in db_cps}
+    db_ids = {cp.identity() for cp in db_cps} | in_flight  # in flight: not yet committed, not missing
     file_ids = {cp.identity() for cp in file_cps}
     for cp in db_cps:
         if cp.identity() not in file_ids:
@@ -133,7 +133,7 @@ def _check_checkpoints(
                 )
             )
     for cp in file_cps:
-        if cp.identity() not in db_ids and cp.identity() not in (in_flight or set()):
+        if cp.identity() not in db_ids:
             report.add(
                 Problem(
                     "checkpoint",

