@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--show-errors", action="store_true")
     ap.add_argument("--beam", type=int, default=1, help="beam size of the tiny.en judge (1: greedy)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the encoder and the ASR")
+    ap.add_argument(
+        "--narrowband", action="store_true", help="telephone input: through 8 kHz and back"
+    )
     args = ap.parse_args()
     import torch
 
@@ -72,6 +75,10 @@ def main() -> None:
     spk = np.array([r.speaker for r in rows])
     male = np.array([int(s[-2:]) % 2 == 1 for s in spk])
     audio = [load_audio(r.path) for r in rows]
+    if args.narrowband:
+        from scipy.signal import resample_poly
+
+        audio = [resample_poly(resample_poly(a, 1, 2), 2, 1).astype(np.float32) for a in audio]
     refs = [r.transcript for r in rows]
     enc = SpeakerEncoder()
     judge = None if args.no_asr else WhisperJudge(cpu_threads=args.threads, beam_size=args.beam)

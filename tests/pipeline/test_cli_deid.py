@@ -96,3 +96,36 @@ def test_missing_file_is_exit_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_a_telephone_call_comes_out_without_hiss_over_the_band_it_never_had(
+    pipeline, say, tmp_path: Path  # noqa: ANN001
+) -> None:
+    """An 8 kHz call decodes to 16 kHz with nothing above 4 kHz; the snippet a reviewer hears
+    must not have that empty band lifted to speech level (it was, by up to 60 dB, as hiss)."""
+    from scipy.signal import resample_poly
+
+    from earshot.pipeline.voice_dsp import stft
+
+    words = say("Can you turn the music down a little bit?")
+    speech = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), words])
+    narrow = resample_poly(speech.astype(np.float64), 1, 2)
+    path = tmp_path / "call-8k.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE // 2)
+        w.writeframes((np.clip(narrow, -1, 1) * 32767).astype("<i2").tobytes())
+    out = tmp_path / "out"
+    result = _run("deid", str(path), "--out", str(out), "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    index = json.loads((out / "snippets.json").read_text())
+    assert index and "music" in " ".join(e["transcript"] for e in index).lower()
+    hz = np.arange(129) * SAMPLE_RATE / 256
+    for entry in index:
+        with wave.open(str(out / entry["file"])) as w:
+            y = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32768
+        power = np.abs(stft(y)) ** 2
+        loud = 10 * np.log10(power.sum(axis=1) + 1e-20)
+        ltas = 10 * np.log10(power[loud > loud.max() - 35].mean(axis=0) + 1e-20)
+        assert ltas[hz > 5500].mean() < ltas[(hz > 300) & (hz < 3400)].mean() - 30

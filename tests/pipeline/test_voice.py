@@ -276,3 +276,73 @@ def test_true_envelope_passes_ride_on_the_harmonic_peaks() -> None:
     below_true = np.mean(log_mag[:, peaks] - true_env[:, peaks])
     assert below_true < below_plain - 0.3  # the plain envelope sits well under the peaks
     assert true_env.mean() > plain.mean()  # lifted overall, not only at the peaks
+
+
+def _with_fricatives(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """`x` plus noise bursts up to 8 kHz, as consonants give real speech a top band."""
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(x)) / SAMPLE_RATE
+    noise = sosfilt(butter(2, 2500, "highpass", fs=SAMPLE_RATE, output="sos"), rng.standard_normal(len(x)))
+    bursts = np.clip(np.sin(2 * np.pi * 3 * t), 0, None) ** 4
+    y = x + 0.05 * np.max(np.abs(x)) * noise * bursts
+    return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def _telephone(x: np.ndarray) -> np.ndarray:
+    """`x` as a telephone call arrives: through 8 kHz and back, nothing above 4 kHz."""
+    from scipy.signal import resample_poly
+
+    return resample_poly(resample_poly(x.astype(np.float64), 1, 2), 2, 1).astype(np.float32)
+
+
+def test_a_telephone_band_recording_keeps_its_empty_band_empty() -> None:
+    """The generic envelope must not lift a band the recording never carried up to speech level
+    (before: 4-8 kHz of a call came out 60 dB louder, as hiss over the whole top band)."""
+    x = _telephone(_with_fricatives(_voice_like(seconds=2.0, f0=140.0)))
+    hz = np.arange(129) * SAMPLE_RATE / 256
+    speech, empty = (hz > 300) & (hz < 3400), hz > 5500
+    assert np.mean(_ltas_db(x)[empty]) < np.mean(_ltas_db(x)[speech]) - 40  # the input really is band-limited
+    for seed in range(6):
+        d = _ltas_db(VoiceAnonymiser().anonymise(x, np.random.default_rng(seed)))
+        assert np.mean(d[empty]) < np.mean(d[speech]) - 25.0, seed
+
+
+def test_a_full_band_recording_keeps_its_top_band() -> None:
+    """The bandwidth rule leaves a recording that carries 4-8 kHz its top band."""
+    from earshot.pipeline.voice import _band_edge
+    from earshot.pipeline.voice_dsp import cepstral_envelope, stft
+
+    x = _with_fricatives(_voice_like(seconds=2.0, f0=140.0))
+    for y, expect_edge in ((x, None), (_telephone(x), 4000.0)):
+        power = np.abs(stft(np.asarray(y, dtype=np.float64))) ** 2
+        env = cepstral_envelope(0.5 * np.log(power + 1e-20), 36)
+        edge = _band_edge(env, SAMPLE_RATE / 256, VoiceAnonymiser().config.band_empty_db)
+        if expect_edge is None:
+            assert edge is None or edge * SAMPLE_RATE / 256 > 7000
+        else:
+            assert edge is not None and abs(edge * SAMPLE_RATE / 256 - expect_edge) < 600
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.6, 0.8, 1.0, 1.2])
+def test_the_pitch_shift_reads_its_excitation_inside_the_recorded_band(ratio: float) -> None:
+    from earshot.pipeline.voice_dsp import _pitch_source_bins
+
+    for edge in (None, 64.0, 100.0):
+        src = _pitch_source_bins(129, ratio, edge)
+        top = 128 if edge is None else edge
+        assert src.min() >= 0 and src.max() <= top
+        inside = np.arange(129) / ratio <= top
+        assert np.allclose(src[inside], np.arange(129)[inside] / ratio)  # below the edge: k / ratio
+
+
+def test_the_bandwidth_rule_leaves_full_band_speech_untouched() -> None:
+    """Full-band speech comes out bit for bit as without the rule (every measured figure holds)."""
+    from earshot.pipeline.voice import AnonymiserConfig
+
+    x = _with_fricatives(_voice_like(seconds=2.0, f0=180.0))
+    off = VoiceAnonymiser(AnonymiserConfig(band_empty_db=0.0))
+    for seed in range(4):
+        a = VoiceAnonymiser().anonymise(x, np.random.default_rng(seed))
+        assert np.array_equal(a, off.anonymise(x, np.random.default_rng(seed)))

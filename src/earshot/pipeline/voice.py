@@ -9,7 +9,9 @@ Per snippet, with parameters drawn from the caller's generator and never stored:
    speaker's own scale is estimated from its F0), plus a random per-band warp;
 3. timbre: the snippet's long-term average envelope is replaced by a generic speech tilt
    plus a random smooth pseudo-speaker shape, and a random high-pass corner thins the band
-   below a few hundred hertz, where the speaker embedding finds most of its identity;
+   below a few hundred hertz, where the speaker embedding finds most of its identity; a band
+   the recording does not carry (a telephone call's 4-8 kHz) is never lifted, and lends the
+   pitch shift no excitation;
 4. selection: steps 1-3 are drawn several times and the draw whose output's long-term mel
    spectrum (predicted from magnitudes only) is farthest from the input's is synthesised,
    so no snippet keeps a timbre close to the speaker's own by chance.
@@ -61,6 +63,10 @@ class AnonymiserConfig:
     nonlinear_warp: float = 0.05  # std (log) of random per-band warp factors
     # timbre: generic average envelope + a random smooth shape, random high-pass corner
     ltas_removal: float = 1.0  # 0 keeps the speaker's average envelope, 1 replaces it
+    # bandwidth: a band this far (dB) below the 0.3-3.4 kHz level lies outside what the recording
+    # carries (a telephone call's 4-8 kHz); the timbre step never lifts it, and the pitch shift
+    # takes no excitation from it (0: off)
+    band_empty_db: float = 40.0
     ltas_random_db: float = 7.0  # std (dB) of the random pseudo-speaker average envelope
     timbre_terms: int = 3  # cosines (log-frequency axis) of that envelope: its smoothness
     hp_cutoff_hz: tuple[float, float] = (150.0, 400.0)  # log-uniform high-pass corner; (0, 0): off
@@ -122,6 +128,36 @@ def _generic_shape(k: np.ndarray, bin_hz: float) -> np.ndarray:
     return shape - shape.mean()
 
 
+_MIN_RUN_BINS = 8  # a band is carried only as a run of this many bins (500 Hz at 62.5 Hz a bin)
+_FULL_BAND_HZ = 7500.0  # a recording carrying speech up to here is full band (a resampler's roll-off)
+_MIN_EDGE_HZ = 3000.0  # no band edge is put below this
+
+
+def _band_edge(env: np.ndarray, bin_hz: float, empty_db: float) -> float | None:
+    """The top bin of the band a band-limited recording carries (a telephone call: about 4 kHz),
+    from its speech frames' log envelopes (frames, bins); None for a full-band recording.
+
+    The band is the last run of bins whose long-term power is within `empty_db` of the 0.3-3.4
+    kHz level; a recording whose band reaches `_FULL_BAND_HZ` is full band, so full-band speech
+    is treated exactly as before the rule. Power, not log, average: a band that only consonants
+    fill is still carried; a run, not single bins: smoothing ripple near Nyquist does not reopen
+    a band the channel cut off."""
+    n = env.shape[1]
+    if empty_db <= 0 or not len(env):
+        return None
+    level = np.log(np.exp(2 * (env - env.max())).mean(axis=0) + 1e-30) / 2  # log magnitude
+    hz = np.arange(n) * bin_hz
+    ref = float(level[(hz >= 300.0) & (hz <= 3400.0)].mean())
+    loud = level > ref - empty_db * np.log(10) / 20
+    run = np.convolve(loud, np.ones(_MIN_RUN_BINS, int), mode="valid") == _MIN_RUN_BINS
+    if not run.any():
+        return None
+    top = int(np.flatnonzero(run)[-1]) + _MIN_RUN_BINS - 1  # last bin of the last run
+    if hz[top] >= _FULL_BAND_HZ:
+        return None
+    return float(max(top, np.ceil(_MIN_EDGE_HZ / bin_hz)))
+
+
 @dataclass(frozen=True)
 class _Draw:
     """One snippet's random parameters (local to a call; never stored)."""
@@ -180,8 +216,13 @@ class VoiceAnonymiser:
             hp_hz=hp_hz,
         )
 
-    def _new_envelope(self, env: np.ndarray, speech: np.ndarray, p: _Draw, bin_hz: float) -> np.ndarray:
-        """Steps 2 and 3 on the per-frame log envelope: formant warp, timbre, high-pass."""
+    def _new_envelope(
+        self, env: np.ndarray, speech: np.ndarray, p: _Draw, bin_hz: float, edge: float | None = None
+    ) -> np.ndarray:
+        """Steps 2 and 3 on the per-frame log envelope: formant warp, timbre, high-pass.
+
+        `edge`: the top bin of a band-limited recording (None: full band); the bins the warp
+        fills from above it are never lifted."""
         c = self.config
         # 2. formants: global and per-band warp of the envelope, kept monotone
         k = np.arange(env.shape[1])
@@ -198,7 +239,12 @@ class VoiceAnonymiser:
             basis = np.cos(np.pi * np.outer(np.arange(1, nt + 1), u)) / np.sqrt(nt / 2)
             rand = c.ltas_random_db * np.log(10) / 20 * (p.timbre @ basis)
             dev = mean_env - mean_env.mean() - target
-            new_env = new_env - c.ltas_removal * (dev - rand)[None, :]
+            delta = c.ltas_removal * (dev - rand)
+            if edge is not None:  # a band-limited recording: level set on its band, the rest never lifted
+                carried = src <= edge
+                delta = c.ltas_removal * (dev - dev[carried].mean() - rand)
+                delta[~carried] = np.maximum(delta[~carried], 0.0)
+            new_env = new_env - delta[None, :]
         if p.hp_hz > 0:
             f = np.maximum(k * bin_hz, 1.0)
             new_env = new_env - 0.5 * np.log1p((p.hp_hz / f) ** (2 * c.hp_order))[None, :]
@@ -211,6 +257,7 @@ class VoiceAnonymiser:
         env: np.ndarray,
         speech: np.ndarray,
         bin_hz: float,
+        edge: float | None = None,
     ) -> _Draw:
         """The candidate whose output's long-term log-mel spectrum is farthest from the input's.
 
@@ -231,7 +278,8 @@ class VoiceAnonymiser:
         ref = ltas(log_mag)
         dist = []
         for p in draws:
-            out = scaled_log_excitation(log_exc, p.pitch_ratio) + self._new_envelope(env_s, all_s, p, bin_hz)
+            exc = scaled_log_excitation(log_exc, p.pitch_ratio, edge)
+            out = exc + self._new_envelope(env_s, all_s, p, bin_hz, edge)
             dist.append(float(np.sqrt(np.mean((ltas(out) - ref) ** 2))))
         return draws[int(np.argmax(dist))]
 
@@ -256,11 +304,12 @@ class VoiceAnonymiser:
         env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
         frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
         speech = frame_db > frame_db.max() - 35.0
-        p = self._select(draws, power, env, speech, bin_hz) if len(draws) > 1 else draws[0]
+        edge = _band_edge(env[speech], bin_hz, c.band_empty_db) if speech.any() else None
+        p = self._select(draws, power, env, speech, bin_hz, edge) if len(draws) > 1 else draws[0]
 
         # 1. pitch: scale the excitation (phase-locked phase vocoder)
-        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), p.pitch_ratio), hop)
-        new_env = self._new_envelope(env, speech, p, bin_hz)
+        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), p.pitch_ratio), hop, edge)
+        new_env = self._new_envelope(env, speech, p, bin_hz, edge)
 
         y = istft(np.exp(new_log_exc + new_env + 1j * new_phase), len(x), n_fft, hop)
         rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))

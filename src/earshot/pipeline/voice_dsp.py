@@ -133,20 +133,25 @@ def _nearest_peak(mag: np.ndarray) -> np.ndarray:
     return np.where(k - before <= after - k, before, after)
 
 
-def _pitch_source_bins(n_bins: int, ratio: np.ndarray | float) -> np.ndarray:
-    """Source bin k/ratio of every output bin, reflected at Nyquist (`ratio` scalar or (frames,))."""
+def _pitch_source_bins(n_bins: int, ratio: np.ndarray | float, edge: float | None = None) -> np.ndarray:
+    """Source bin k/ratio of every output bin (`ratio` scalar or (frames,)).
+
+    Sources past the input's band edge (Nyquist unless `edge` names a lower bin) are folded
+    back below it, so a band-limited recording never lends its empty band as excitation.
+    """
+    top = float(n_bins - 1 if edge is None else min(edge, n_bins - 1))
     src = np.arange(n_bins) / np.asarray(ratio, dtype=np.float64)[..., None]
-    src = np.where(src > n_bins - 1, 2 * (n_bins - 1) - src, src)
-    return np.clip(src, 0, n_bins - 1)
+    folded = top - np.abs(np.mod(src, 2 * top) - top)  # back and forth into [0, top]
+    return np.where(src <= top, src, np.where(src <= 2 * top, 2 * top - src, folded))
 
 
-def scaled_log_excitation(log_exc: np.ndarray, ratio: float) -> np.ndarray:
+def scaled_log_excitation(log_exc: np.ndarray, ratio: float, edge: float | None = None) -> np.ndarray:
     """Log-magnitude excitation read at bin k/ratio, as `scale_excitation` does: no phases."""
-    return warp_bins(log_exc, _pitch_source_bins(log_exc.shape[1], ratio))
+    return warp_bins(log_exc, _pitch_source_bins(log_exc.shape[1], ratio, edge))
 
 
 def scale_excitation(
-    spec: np.ndarray, log_env: np.ndarray, ratio: np.ndarray, hop: int = HOP
+    spec: np.ndarray, log_env: np.ndarray, ratio: np.ndarray, hop: int = HOP, edge: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pitch-scale the excitation (spectrum / envelope) of each frame by `ratio` (frames,).
 
@@ -168,7 +173,7 @@ def scale_excitation(
     inst = omega_bin + _princarg(dphi - omega_bin)  # phase advance per hop, per source bin
     adv = inst * ratio[:, None]
     acc = np.cumsum(adv, axis=0) - adv[:1] + phase[:1]  # synthesis phase per source bin
-    src = _pitch_source_bins(n_bins, ratio)
+    src = _pitch_source_bins(n_bins, ratio, edge)
     new_log_exc = warp_bins(log_exc, src)
     rows = np.arange(n_frames)[:, None]
     j = np.rint(src).astype(np.intp)
