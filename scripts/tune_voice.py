@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from earshot.evaluation.asr import WhisperJudge
-from earshot.evaluation.manifest import load_audio, read_manifest
+from earshot.evaluation.manifest import load_audio, read_manifest, telephone_band
 from earshot.evaluation.metrics import compute_eer, word_error_rate
 from earshot.evaluation.runner import _rng
 from earshot.evaluation.speaker import LdaBackend, SpeakerEncoder, score_trials, split_enrol_trial
@@ -76,9 +76,7 @@ def main() -> None:
     male = np.array([int(s[-2:]) % 2 == 1 for s in spk])
     audio = [load_audio(r.path) for r in rows]
     if args.narrowband:
-        from scipy.signal import resample_poly
-
-        audio = [resample_poly(resample_poly(a, 1, 2), 2, 1).astype(np.float32) for a in audio]
+        audio = [telephone_band(a) for a in audio]
     refs = [r.transcript for r in rows]
     enc = SpeakerEncoder()
     judge = None if args.no_asr else WhisperJudge(cpu_threads=args.threads, beam_size=args.beam)

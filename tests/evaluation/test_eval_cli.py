@@ -186,3 +186,31 @@ def test_draws_average_independent_anonymisations(tmp_path: Path) -> None:
     one = json.loads((single / "report.json").read_text())["systems"]["earshot"]["eer"]
     for att, block in report["systems"]["earshot"]["eer"].items():
         assert one[att]["eer"] == pytest.approx(block["eer_draws"][0], abs=1e-4)
+
+
+def test_telephone_band_leaves_nothing_above_4_khz() -> None:
+    import numpy as np
+
+    from earshot.evaluation.manifest import load_audio, telephone_band
+    from earshot.pipeline.voice_dsp import stft
+
+    x = load_audio(read_manifest(DATA / "MANIFEST.tsv")[0].path)
+    y = telephone_band(x)
+    assert y.dtype == np.float32 and len(y) == len(x)
+    hz = np.arange(129) * 16000 / 256
+    ltas = 10 * np.log10(np.mean(np.abs(stft(y.astype(np.float64))) ** 2, axis=0) + 1e-20)
+    assert ltas[hz > 5000].max() < ltas[(hz > 300) & (hz < 3400)].mean() - 40
+
+
+def test_telephone_channel_is_named_in_the_report(tmp_path: Path) -> None:
+    """--telephone evaluates every utterance as an 8 kHz call delivers it, and says so."""
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), "--telephone", "--no-asr"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["channel"] == "telephone (8 kHz)"
+    assert "telephone (8 kHz)" in result.output and "telephone (8 kHz)" in (out / "report.html").read_text()
+    plain = tmp_path / "plain"
+    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(plain), "--no-asr"])
+    assert json.loads((plain / "report.json").read_text())["channel"] == "as recorded"

@@ -28,6 +28,9 @@ def eval_cmd(
     beam: int = typer.Option(
         1, "--beam", min=1, max=10, help="Beam size of the whisper judge (1: greedy, 5: the library default)."
     ),
+    telephone: bool = typer.Option(
+        False, "--telephone", help="Pass every utterance through an 8 kHz (telephone) channel first."
+    ),
 ) -> None:
     """Speaker-verification EER (three attackers) and WER on original vs anonymised speech."""
     from rich.console import Console
@@ -65,7 +68,8 @@ def eval_cmd(
         try:
             report = run_eval(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
-                with_asr=asr, pii=pii, judge_name=judge, judge_beam=beam, draws=draws, progress=progress,
+                with_asr=asr, pii=pii, judge_name=judge, judge_beam=beam, draws=draws,
+                telephone=telephone, progress=progress,
             )
         except (ManifestError, JudgeModelError) as exc:
             raise fail(str(exc)) from None

@@ -79,3 +79,12 @@ def load_audio(path: Path) -> Audio:
         g = gcd(int(rate), SAMPLE_RATE)
         x = resample_poly(x, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def telephone_band(x: Audio) -> Audio:
+    """`x` (16 kHz) as a telephone call delivers it: through an 8 kHz channel and back, so
+    nothing is left above 4 kHz (what intake decodes from an 8 kHz recording)."""
+    from scipy.signal import resample_poly
+
+    y = resample_poly(resample_poly(np.asarray(x, dtype=np.float64), 1, 2), 2, 1)[: len(x)]
+    return np.ascontiguousarray(y, dtype=np.float32)

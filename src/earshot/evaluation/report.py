@@ -94,6 +94,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]
         rows.append(("original", "WER", _pct(orig["wer"]), "", ""))
     if "asr_judge" in report:  # which ASR the WER rows are measured with
         rows.append(("all", "WER judge", report["asr_judge"], "", ""))
+    if report.get("channel", "as recorded") != "as recorded":
+        rows.append(("all", "channel", report["channel"], "", ""))
     for name, s in report.get("systems", {}).items():
         verdict = s.get("pass", {})
         for att in ("ignorant", "lazy_informed", "semi_informed"):

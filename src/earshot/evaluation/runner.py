@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from earshot.evaluation.manifest import Utterance, limit_balanced, load_audio, read_manifest
+from earshot.evaluation.manifest import Utterance, limit_balanced, load_audio, read_manifest, telephone_band
 from earshot.evaluation.metrics import compute_eer, det_points, word_error_rate
 from earshot.pipeline.types import SAMPLE_RATE, Audio
 
@@ -107,6 +107,7 @@ def run_eval(
     judge_name: str = "whisper",
     judge_beam: int = 1,
     draws: int = 1,
+    telephone: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write report.json and report.html into `out_dir`, return it.
@@ -114,6 +115,8 @@ def run_eval(
     `judge_beam`: beam size of the whisper judge (1, greedy, is the default of every figure so far).
     `draws`: how many times every test utterance is anonymised (independent random draws);
     each figure is the mean over draws, so the draw-to-draw noise of the estimate shrinks.
+    `telephone`: every utterance goes through an 8 kHz channel first (originals and anonymised
+    alike), as a call recorded at 8 kHz reaches the pipeline.
     """
     from earshot.evaluation.speaker import SpeakerEncoder, score_trials
 
@@ -131,7 +134,7 @@ def run_eval(
     audio: list[Audio] = []
     for i, r in enumerate(rows):
         progress("load audio", i, len(rows))
-        audio.append(load_audio(r.path))
+        audio.append(telephone_band(load_audio(r.path)) if telephone else load_audio(r.path))
     progress("load audio", len(rows), len(rows))
     durations = np.array([len(a) / SAMPLE_RATE for a in audio])
 
@@ -156,6 +159,7 @@ def run_eval(
         "test_audio_s": round(float(durations[split.test].sum()), 1),
         "seed": seed,
         "draws": draws,
+        "channel": "telephone (8 kHz)" if telephone else "as recorded",
         "attacker_copies": attacker_copies,
         "targets": TARGETS,
         "original": {},
