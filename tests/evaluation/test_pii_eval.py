@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from earshot.evaluation import pii_eval
+from earshot.evaluation.manifest import telephone_band
 from earshot.evaluation.pii_eval import (
     DIGIT_TYPES,
     Planted,
@@ -221,3 +222,25 @@ def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
     assert phone["text_recovered_share_all"] == 0.0, seen  # the digits are masked in the text
     assert summary["non_pii_speech_audible"] > 0.8
     assert summary["groups"]["digits"]["text_recall"] in (None, 1.0)
+
+
+@pytest.mark.slow
+def test_telephone_run_hears_every_sentence_through_an_8_khz_channel(tmp_path, monkeypatch) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    bank = [
+        Planted("PHONE", "digits", "", "5550199", ["my", "number", "is"],
+                ("My number is", "five five five, oh one nine nine.", "")),
+    ]  # fmt: skip
+    monkeypatch.setattr(pii_eval, "build_sentences", lambda rng, per_type: bank)
+    heard: list[int] = []
+
+    def channel(audio):  # noqa: ANN001, ANN202 - the real channel, counted
+        heard.append(len(audio))
+        return telephone_band(audio)
+
+    monkeypatch.setattr(pii_eval, "telephone_band", channel)
+    summary = pii_eval.run_pii_eval(tmp_path, voices=["en-us"], telephone=True)
+    assert summary["sentences"] == 1 and len(heard) == 1
+    pii_eval.run_pii_eval(tmp_path, voices=["en-us"])
+    assert len(heard) == 1  # not without --telephone

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from earshot.evaluation.manifest import telephone_band
 from earshot.pipeline.pii_spoken import UNITS, clean, find_number_runs, luhn_ok
 from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan, Transcript
 
@@ -554,8 +555,11 @@ def run_pii_eval(
     progress: Callable[..., None] | None = None,
     per_type: int = 3,
     seed: int = 0,
+    telephone: bool = False,
 ) -> dict[str, object]:
     """Synthesise planted-PII sentences, de-identify them, and measure what an ASR recovers.
+
+    `telephone`: every sentence goes through an 8 kHz channel before the pipeline hears it.
 
     Writes `pii_eval.json` (summary and per-sentence rows, synthetic values only) into
     `work_dir` and returns the summary (JSON-serialisable).
@@ -585,6 +589,8 @@ def run_pii_eval(
     for n, (voice, item) in enumerate(jobs):
         report_progress("PII sentences", n, len(jobs))
         audio, extents = synthesize_parts(item, voice)
+        if telephone:
+            audio = telephone_band(audio)
         extent = extents.get("value")
         audio_s += len(audio) / SAMPLE_RATE
         got = path.process(audio)

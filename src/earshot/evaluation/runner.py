@@ -194,7 +194,7 @@ def run_eval(
     if pii:
         from earshot.evaluation import pii_eval
 
-        report["pii"] = pii_eval.run_pii_eval(out_dir, progress=progress)
+        report["pii"] = pii_eval.run_pii_eval(out_dir, progress=progress, telephone=telephone)
 
     from earshot.evaluation.report import write_html
 
