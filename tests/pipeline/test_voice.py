@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from earshot.evaluation.manifest import telephone_band
 from earshot.pipeline.types import SAMPLE_RATE
 from earshot.pipeline.voice import McAdamsAnonymiser, VoiceAnonymiser
 
@@ -290,17 +291,10 @@ def _with_fricatives(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def _telephone(x: np.ndarray) -> np.ndarray:
-    """`x` as a telephone call arrives: through 8 kHz and back, nothing above 4 kHz."""
-    from scipy.signal import resample_poly
-
-    return resample_poly(resample_poly(x.astype(np.float64), 1, 2), 2, 1).astype(np.float32)
-
-
 def test_a_telephone_band_recording_keeps_its_empty_band_empty() -> None:
     """The generic envelope must not lift a band the recording never carried up to speech level
     (before: 4-8 kHz of a call came out 60 dB louder, as hiss over the whole top band)."""
-    x = _telephone(_with_fricatives(_voice_like(seconds=2.0, f0=140.0)))
+    x = telephone_band(_with_fricatives(_voice_like(seconds=2.0, f0=140.0)))
     hz = np.arange(129) * SAMPLE_RATE / 256
     speech, empty = (hz > 300) & (hz < 3400), hz > 5500
     assert np.mean(_ltas_db(x)[empty]) < np.mean(_ltas_db(x)[speech]) - 40  # the input really is band-limited
@@ -315,7 +309,7 @@ def test_a_full_band_recording_keeps_its_top_band() -> None:
     from earshot.pipeline.voice_dsp import cepstral_envelope, stft
 
     x = _with_fricatives(_voice_like(seconds=2.0, f0=140.0))
-    for y, expect_edge in ((x, None), (_telephone(x), 4000.0)):
+    for y, expect_edge in ((x, None), (telephone_band(x), 4000.0)):
         power = np.abs(stft(np.asarray(y, dtype=np.float64))) ** 2
         env = cepstral_envelope(0.5 * np.log(power + 1e-20), 36)
         edge = _band_edge(env, SAMPLE_RATE / 256, VoiceAnonymiser().config.band_empty_db)

@@ -239,8 +239,9 @@ class VoiceAnonymiser:
             basis = np.cos(np.pi * np.outer(np.arange(1, nt + 1), u)) / np.sqrt(nt / 2)
             rand = c.ltas_random_db * np.log(10) / 20 * (p.timbre @ basis)
             dev = mean_env - mean_env.mean() - target
-            delta = c.ltas_removal * (dev - rand)
-            if edge is not None:  # a band-limited recording: level set on its band, the rest never lifted
+            if edge is None:
+                delta = c.ltas_removal * (dev - rand)
+            else:  # a band-limited recording: level set on its band, the rest never lifted
                 carried = src <= edge
                 delta = c.ltas_removal * (dev - dev[carried].mean() - rand)
                 delta[~carried] = np.maximum(delta[~carried], 0.0)

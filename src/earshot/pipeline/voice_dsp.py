@@ -141,8 +141,11 @@ def _pitch_source_bins(n_bins: int, ratio: np.ndarray | float, edge: float | Non
     """
     top = float(n_bins - 1 if edge is None else min(edge, n_bins - 1))
     src = np.arange(n_bins) / np.asarray(ratio, dtype=np.float64)[..., None]
-    folded = top - np.abs(np.mod(src, 2 * top) - top)  # back and forth into [0, top]
-    return np.where(src <= top, src, np.where(src <= 2 * top, 2 * top - src, folded))
+    out = np.where(src <= top, src, 2 * top - src)  # reflected once at the edge
+    beyond = src > 2 * top  # only below a band edge: a reflection is not enough
+    if beyond.any():
+        out[beyond] = top - np.abs(np.mod(src[beyond], 2 * top) - top)  # folded into [0, top]
+    return out
 
 
 def scaled_log_excitation(log_exc: np.ndarray, ratio: float, edge: float | None = None) -> np.ndarray:
