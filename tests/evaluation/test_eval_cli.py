@@ -204,3 +204,20 @@ def test_telephone_channel_is_named_in_the_report(tmp_path: Path) -> None:
     assert "telephone (8 kHz)" in result.output and "telephone (8 kHz)" in html
     _result, plain = _report(tmp_path / "plain", "--no-asr")
     assert plain["channel"] == "as recorded"
+
+
+def test_pii_digits_needs_pii(tmp_path: Path) -> None:
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
+    result = CliRunner().invoke(
+        _app(), [str(manifest), "--out", str(tmp_path / "r"), "--pii-digits", str(manifest)]
+    )
+    assert result.exit_code == 1 and "--pii-digits needs --pii" in result.output
+
+
+def test_a_digit_manifest_without_digits_fails_before_any_work(tmp_path: Path) -> None:
+    manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)  # sentences, not digits
+    out = tmp_path / "r"
+    args = [str(manifest), "--out", str(out), "--pii", "--pii-digits", str(manifest)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 1 and "all ten digits" in result.output
+    assert not (out / "report.json").exists()

@@ -31,6 +31,12 @@ def eval_cmd(
     telephone: bool = typer.Option(
         False, "--telephone", help="Pass every utterance through an 8 kHz (telephone) channel first."
     ),
+    pii_digits: Path | None = typer.Option(
+        None,
+        "--pii-digits",
+        help="MANIFEST.tsv of single spoken digits by real speakers (e.g. ../shared/data/fsdd): "
+        "with --pii, also plant numbers joined from them.",
+    ),
 ) -> None:
     """Speaker-verification EER (three attackers) and WER on original vs anonymised speech."""
     from rich.console import Console
@@ -53,6 +59,8 @@ def eval_cmd(
             whisper_base_model_dir()
         except JudgeModelError as exc:
             raise fail(str(exc)) from None
+    if pii_digits is not None and not pii:
+        raise fail("--pii-digits needs --pii")
     anonymisers = [VoiceAnonymiser()] + ([McAdamsAnonymiser()] if baseline else [])
     console = Console(stderr=True)
     with Progress(
@@ -69,7 +77,7 @@ def eval_cmd(
             report = run_eval(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
                 with_asr=asr, pii=pii, judge_name=judge, judge_beam=beam, draws=draws,
-                telephone=telephone, progress=progress,
+                telephone=telephone, pii_digits=pii_digits, progress=progress,
             )
         except (ManifestError, JudgeModelError) as exc:
             raise fail(str(exc)) from None

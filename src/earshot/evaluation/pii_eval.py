@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from earshot.evaluation.manifest import telephone_band
+from earshot.evaluation.real_digits import DigitBank
 from earshot.pipeline.pii_spoken import UNITS, clean, find_number_runs, luhn_ok
 from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan, Transcript
 
@@ -556,10 +557,14 @@ def run_pii_eval(
     per_type: int = 3,
     seed: int = 0,
     telephone: bool = False,
+    digit_bank: DigitBank | None = None,
+    real_per_speaker: int = 8,
 ) -> dict[str, object]:
     """Synthesise planted-PII sentences, de-identify them, and measure what an ASR recovers.
 
     `telephone`: every sentence goes through an 8 kHz channel before the pipeline hears it.
+    `digit_bank`: also plant `real_per_speaker` numbers said by each of its real speakers
+    (`evaluation.real_digits`); summarised apart under "real_digits".
 
     Writes `pii_eval.json` (summary and per-sentence rows, synthetic values only) into
     `work_dir` and returns the summary (JSON-serialisable).
@@ -580,15 +585,21 @@ def run_pii_eval(
     path = _Path()
     judge = WhisperJudge()
     rows: list[dict[str, Any]] = []
-    jobs = [
-        (voice, item)
+    jobs: list[tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]] = [
+        (voice, item, None, {})
         for v_i, voice in enumerate(voices)
         for item in build_sentences(random.Random(seed * 1000 + v_i), per_type)
     ]
+    if digit_bank is not None:
+        jobs += _real_digit_jobs(digit_bank, random.Random(seed * 1000 + 999), real_per_speaker)
     audio_s = 0.0
-    for n, (voice, item) in enumerate(jobs):
+    real_rows: list[dict[str, Any]] = []
+    for n, (voice, item, given, given_extents) in enumerate(jobs):
         report_progress("PII sentences", n, len(jobs))
-        audio, extents = synthesize_parts(item, voice)
+        if given is None:
+            audio, extents = synthesize_parts(item, voice)
+        else:
+            audio, extents = given, given_extents
         if telephone:
             audio = telephone_band(audio)
         extent = extents.get("value")
@@ -639,10 +650,14 @@ def run_pii_eval(
         )
         row["untranscribed_s"] = round(sum(g.end_s - g.start_s for g in gaps), 3)
         row["audio_s"] = round(len(audio) / SAMPLE_RATE, 3)
-        rows.append(row)
+        (rows if given is None else real_rows).append(row)
     report_progress("PII sentences", len(jobs), len(jobs))
 
     summary = summarise(rows)
+    if digit_bank is not None:
+        summary["real_digits"] = summarise_real_digits(real_rows)
+        summary["verdicts"]["real_digits_recall"] = summary["real_digits"]["pass"]
+        summary["pass"] = bool(summary["pass"]) and bool(summary["real_digits"]["pass"])
     summary.update(
         {
             "path": path.name,
@@ -655,8 +670,52 @@ def run_pii_eval(
             "sentences_per_type": per_type,
         }
     )
-    (work_dir / "pii_eval.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    (work_dir / "pii_eval.json").write_text(
+        json.dumps({"summary": summary, "rows": rows, "real_digit_rows": real_rows}, indent=1)
+    )
     return summary
+
+
+def _real_digit_jobs(
+    bank: DigitBank, rng: random.Random, per_speaker: int
+) -> list[tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]]:
+    """Numbers said by the bank's real speakers, alone or inside an espeak carrier sentence."""
+    from earshot.evaluation.real_digits import build_items
+
+    def carrier(typ: str) -> tuple[str, str, Audio, Audio]:
+        before, _, after = rng.choice(_TEMPLATES[typ]).partition("{v}")
+        before, after = before.strip(), after.strip(" .")
+        empty = np.zeros(0, np.float32)
+        return (before, after, _trim(synthesize(before, DEFAULT_VOICES[0])) if before else empty,
+                _trim(synthesize(after, DEFAULT_VOICES[0])) if after else empty)  # fmt: skip
+
+    out: list[tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]] = []
+    for it in build_items(bank, rng, per_speaker=per_speaker, carrier=carrier):
+        before, said, after = it.parts
+        planted = Planted(it.type, it.form, " ".join(p for p in it.parts if p), it.value,
+                          _words(before + " " + after), it.parts)  # fmt: skip
+        out.append((it.voice, planted, it.audio, dict(it.extents)))
+    return out
+
+
+def summarise_real_digits(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The digit-run figures of numbers said by real people, overall and per form; `pass` by
+    the same rule as the synthetic digit runs (listener, attacker ASR and transcript)."""
+    overall = summarise(rows)["groups"]["digits"] if rows else {"planted": 0}
+    by_form = {
+        form: summarise([r for r in rows if r["form"] == form])["groups"]["digits"]
+        for form in sorted({r["form"] for r in rows})
+    }
+    ok = bool(rows) and verdicts({"digits": overall, "email": {}, "name": {}}, None, None, None)[
+        "digits_recall"
+    ]
+    return {
+        "numbers": len(rows),
+        "speakers": sorted({r["voice"] for r in rows}),
+        **overall,
+        "by_form": by_form,
+        "pass": ok,
+    }
 
 
 def _row(

@@ -108,6 +108,7 @@ def run_eval(
     judge_beam: int = 1,
     draws: int = 1,
     telephone: bool = False,
+    pii_digits: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write report.json and report.html into `out_dir`, return it.
@@ -117,6 +118,8 @@ def run_eval(
     each figure is the mean over draws, so the draw-to-draw noise of the estimate shrinks.
     `telephone`: every utterance goes through an 8 kHz channel first (originals and anonymised
     alike), as a call recorded at 8 kHz reaches the pipeline.
+    `pii_digits`: a manifest of single spoken digits (real speakers); with `pii`, numbers
+    joined from them are planted too (`evaluation.real_digits`).
     """
     from earshot.evaluation.speaker import SpeakerEncoder, score_trials
 
@@ -129,6 +132,11 @@ def run_eval(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = limit_balanced(read_manifest(manifest), limit)
+    bank = None
+    if pii and pii_digits is not None:  # a bad digit manifest fails now, not after the EERs
+        from earshot.evaluation.real_digits import DigitBank
+
+        bank = DigitBank.from_manifest(pii_digits)
     split = make_split(rows)
     spk = [r.speaker for r in rows]
     audio: list[Audio] = []
@@ -194,7 +202,9 @@ def run_eval(
     if pii:
         from earshot.evaluation import pii_eval
 
-        report["pii"] = pii_eval.run_pii_eval(out_dir, progress=progress, telephone=telephone)
+        report["pii"] = pii_eval.run_pii_eval(
+            out_dir, progress=progress, telephone=telephone, digit_bank=bank
+        )
 
     from earshot.evaluation.report import write_html
 
