@@ -179,3 +179,16 @@ def test_pii_eval_plants_numbers_said_with_a_digit_bank(tmp_path: Path, monkeypa
     assert real["listener_recall"] == 1.0, seen  # every number silenced in what a reviewer hears
     assert summary["verdicts"]["real_digits_recall"] is real["pass"]
     assert summary["sentences"] == 1  # the synthetic figures are not mixed with the real ones
+
+
+def test_the_summary_table_shows_the_real_digit_verdict() -> None:
+    from earshot.evaluation.report import _pii_rows
+
+    rows = [_row(FORM_ALONE, 1.0) for _ in range(3)] + [_row(FORM_SENTENCE, 0.2)]
+    pii = pii_eval.summarise([_row(FORM_ALONE, 1.0)] * 3)
+    pii["real_digits"] = pii_eval.summarise_real_digits(rows)
+    table = {r[1]: r for r in _pii_rows(pii)}
+    real = table["real digit runs removed"]
+    assert real[2].startswith("listener 0.75 (4)") and real[3] == ">= 0.95" and real[4] == "FAIL"
+    del pii["real_digits"]
+    assert "real digit runs removed" not in {r[1] for r in _pii_rows(pii)}

@@ -9,6 +9,7 @@ from earshot.pipeline.redact import (
     TONE_HZ,
     redact_audio,
     redaction_intervals,
+    spoken_chars,
     untranscribed_spans,
 )
 from earshot.pipeline.types import SAMPLE_RATE, PiiSpan, Word
@@ -96,3 +97,25 @@ def test_untranscribed_stretches() -> None:
         ("UNTRANSCRIBED", 1.2, 5.0), ("UNTRANSCRIBED", 5.4, 6.5)]
     assert untranscribed_spans([], 3.0)[0].end_s == 3.0
     assert untranscribed_spans([Word("hi", 0.0, 0.5)], 1.0) == []
+
+
+def _speech(seconds: float, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (level * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_a_word_stretched_over_speech_the_asr_gave_up_on_is_untranscribed() -> None:
+    # "my pin is" then 1.6 s of digits the ASR dropped, its last word stretched over them
+    audio = np.concatenate([_speech(0.9), np.zeros(1600, np.float32), _speech(1.6)])
+    words = [Word("My", 0.0, 0.3), Word("pin", 0.3, 0.6), Word("is...", 0.6, 2.6)]
+    assert untranscribed_spans(words, 2.6) == []  # no gap: the timing alone hides it
+    spans = untranscribed_spans(words, 2.6, audio=audio)
+    assert [(s.type, s.start_s, s.end_s) for s in spans] == [("UNTRANSCRIBED", 0.6, 2.6)]
+
+
+def test_a_word_stretched_over_silence_or_said_slowly_is_left_alone() -> None:
+    # a pause inside "by ... the door" that the ASR gives to "the"; a drawn-out "nine"
+    audio = np.concatenate([_speech(0.3), np.zeros(16000, np.float32), _speech(0.2), _speech(0.75)])
+    words = [Word("by", 0.0, 0.3), Word("the", 0.3, 1.5), Word("9", 1.5, 2.25)]
+    assert untranscribed_spans(words, 2.25, audio=audio) == []
+    assert spoken_chars("9") == 4 and spoken_chars("is...") == 2 and spoken_chars("2024") == 14

@@ -627,7 +627,7 @@ def run_pii_eval(
             round(coverage(audio, extent, spans, path.margin_s, heard), 4) if extent else None
         )
         # what redacting untranscribed stretches too would add (see redact.untranscribed_spans)
-        gaps = untranscribed_spans(transcript.words, len(audio) / SAMPLE_RATE)
+        gaps = untranscribed_spans(transcript.words, len(audio) / SAMPLE_RATE, audio=audio)
         row["coverage_with_untranscribed"] = (
             round(coverage(audio, extent, [*spans, *gaps], path.margin_s, heard), 4)
             if extent

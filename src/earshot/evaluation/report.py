@@ -144,6 +144,14 @@ def _pii_rows(pii: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]
         ok = verdict.get(key)
         rows.append(("pii", label, fmt(value), f">= {targets['non_pii_kept_min']:.2f}",
                      "pass" if ok else "FAIL"))  # fmt: skip
+    real = pii.get("real_digits")
+    if real:  # --pii-digits: numbers said by real people
+        value = (f"listener {fmt(real.get('listener_recall'))} ({real['planted']}), ASR "
+                 f"{fmt(real.get('audio_recall'))} ({real['recoverable']}), text "
+                 f"{fmt(real.get('text_recall_all'))}")  # fmt: skip
+        verdict = "pass" if real["pass"] else "FAIL"
+        rows.append(("pii", "real digit runs removed", value,
+                     f">= {targets['digits_recall_min']:.2f}", verdict))  # fmt: skip
     rows.append(("pii", "masking precision (words)", fmt(pii.get("precision_words")), "", ""))
     return rows
 

@@ -157,9 +157,9 @@ class DeidPipeline:
                 pii = _clamp_spans(detect_pii(transcript), duration)
                 masked = mask_transcript(transcript, pii)
             with self.timings.measure("redact"):
-                # Audio no recognised word covers was never checked for personal data (often the
-                # digits the ASR gave up on): silence it too, in the audio only.
-                silenced = [*pii, *untranscribed_spans(transcript.words, duration)]
+                # Audio no recognised word accounts for was never checked for personal data (often
+                # the digits the ASR gave up on): silence it too, in the audio only.
+                silenced = [*pii, *untranscribed_spans(transcript.words, duration, audio=piece)]
                 redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)
             found.append((pii, masked, silenced, redacted))
         voiced = self._anonymise_all([f[3] for f in found], rng)
