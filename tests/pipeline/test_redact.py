@@ -119,3 +119,13 @@ def test_a_word_stretched_over_silence_or_said_slowly_is_left_alone() -> None:
     words = [Word("by", 0.0, 0.3), Word("the", 0.3, 1.5), Word("9", 1.5, 2.25)]
     assert untranscribed_spans(words, 2.25, audio=audio) == []
     assert spoken_chars("9") == 4 and spoken_chars("is...") == 2 and spoken_chars("2024") == 14
+
+
+def test_a_gap_starts_where_the_word_before_it_would_have_been_said() -> None:
+    # "my pin is" + 1.4 s of dropped digits: "is..." runs 0.6-1.6, then nothing until 3.0
+    words = [Word("My", 0.0, 0.3), Word("pin", 0.3, 0.6), Word("is...", 0.6, 1.6)]
+    (gap,) = untranscribed_spans(words, 3.0)
+    assert gap.start_s == pytest.approx(0.6 + 0.2 + 0.4) and gap.end_s == 3.0
+    # a word said within its time keeps all of it
+    (gap,) = untranscribed_spans([Word("card.", 0.8, 1.2)], 3.0)
+    assert gap.start_s == 1.2

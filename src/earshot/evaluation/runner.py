@@ -203,7 +203,7 @@ def run_eval(
         from earshot.evaluation import pii_eval
 
         report["pii"] = pii_eval.run_pii_eval(
-            out_dir, progress=progress, telephone=telephone, digit_bank=bank
+            out_dir, progress=progress, telephone=telephone, digit_bank=bank, seed=seed
         )
 
     from earshot.evaluation.report import write_html

@@ -97,6 +97,8 @@ def untranscribed_spans(
 
     - Longer than `max_gap_s` with no word at all: before the first word, between words,
       after the last.
+    - A gap's start moves back into the word before it, to where that word would have been
+      said (`0.1 s x spoken letters + 0.4 s` after its start) when its timing runs longer.
     - With `audio`: a word whose timing holds far more speech than the word takes to say
       (`overlong_words`). When Whisper gives up on a stretch ("My pin is..." and four
       digits), it often stretches the last word it did recognise over the rest.
@@ -108,11 +110,17 @@ def untranscribed_spans(
     """
     out: list[PiiSpan] = []
     cursor = 0.0
+    said_by = 0.0  # where the word before the cursor was surely said (see below)
     for w in [*words, Word("", duration_s, duration_s)]:
         start = min(max(float(w.start_s), 0.0), duration_s)
         if start - cursor > max_gap_s:
-            out.append(PiiSpan("UNTRANSCRIBED", cursor, start, -1, -1))
-        cursor = max(cursor, min(float(w.end_s), duration_s))
+            # the word before a gap the ASR gave up on often has the gap's first speech in its
+            # timing: the gap starts where that word would have been said, if that is earlier
+            out.append(PiiSpan("UNTRANSCRIBED", min(cursor, said_by), start, -1, -1))
+        end = min(float(w.end_s), duration_s)
+        if end >= cursor:
+            said_by = max(cursor, start + _S_PER_CHAR * spoken_chars(w.text) + _SLACK_S)
+        cursor = max(cursor, end)
     if audio is not None:
         out += overlong_words(words, audio)
     return sorted(out, key=lambda s: s.start_s)
