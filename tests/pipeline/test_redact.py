@@ -121,11 +121,16 @@ def test_a_word_stretched_over_silence_or_said_slowly_is_left_alone() -> None:
     assert spoken_chars("9") == 4 and spoken_chars("is...") == 2 and spoken_chars("2024") == 14
 
 
-def test_a_gap_starts_where_the_word_before_it_would_have_been_said() -> None:
-    # "my pin is" + 1.4 s of dropped digits: "is..." runs 0.6-1.6, then nothing until 3.0
-    words = [Word("My", 0.0, 0.3), Word("pin", 0.3, 0.6), Word("is...", 0.6, 1.6)]
-    (gap,) = untranscribed_spans(words, 3.0)
-    assert gap.start_s == pytest.approx(0.6 + 0.2 + 0.4) and gap.end_s == 3.0
-    # a word said within its time keeps all of it
-    (gap,) = untranscribed_spans([Word("card.", 0.8, 1.2)], 3.0)
-    assert gap.start_s == 1.2
+def test_speech_after_the_last_word_the_asr_left_out_is_untranscribed() -> None:
+    # "I think the number was..." with "was..." over the first digits and 0.7 s of the rest
+    # after it: neither the word alone nor the short gap would show it
+    audio = np.concatenate([_speech(1.4), _speech(1.5, 0.5), np.zeros(2000, np.float32)])
+    words = [Word("I", 0.0, 0.2), Word("think", 0.2, 0.6), Word("the", 0.6, 0.8),
+             Word("number", 0.8, 1.4), Word("was...", 1.4, 2.3)]  # fmt: skip
+    duration = len(audio) / SAMPLE_RATE
+    assert untranscribed_spans(words, duration) == []
+    (span,) = untranscribed_spans(words, duration, audio=audio)
+    assert (span.start_s, span.end_s) == (1.4, duration)
+    # speech before the first word, beyond what a word could be, too
+    lead = untranscribed_spans([Word("thanks", 0.7, 1.1)], 1.1, audio=_speech(1.1))
+    assert [(s.start_s, s.end_s) for s in lead] == [(0.0, 0.7)]

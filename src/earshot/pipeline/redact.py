@@ -97,11 +97,10 @@ def untranscribed_spans(
 
     - Longer than `max_gap_s` with no word at all: before the first word, between words,
       after the last.
-    - A gap's start moves back into the word before it, to where that word would have been
-      said (`0.1 s x spoken letters + 0.4 s` after its start) when its timing runs longer.
-    - With `audio`: a word whose timing holds far more speech than the word takes to say
-      (`overlong_words`). When Whisper gives up on a stretch ("My pin is..." and four
-      digits), it often stretches the last word it did recognise over the rest.
+    - With `audio`: a word whose stretch (to the next word, or the snippet's end) holds far
+      more speech than the word takes to say (`unaccounted_speech`). When Whisper gives up
+      on a stretch ("My pin is..." and four digits), it often stretches the last word it did
+      recognise over part of it, and leaves the rest as a gap too short for the rule above.
 
     The ASR could not check that audio for personal data - often it is exactly the digits
     or the spelled address it gave up on ("Please charge it to the card." followed by four
@@ -110,25 +109,20 @@ def untranscribed_spans(
     """
     out: list[PiiSpan] = []
     cursor = 0.0
-    said_by = 0.0  # where the word before the cursor was surely said (see below)
     for w in [*words, Word("", duration_s, duration_s)]:
         start = min(max(float(w.start_s), 0.0), duration_s)
         if start - cursor > max_gap_s:
-            # the word before a gap the ASR gave up on often has the gap's first speech in its
-            # timing: the gap starts where that word would have been said, if that is earlier
-            out.append(PiiSpan("UNTRANSCRIBED", min(cursor, said_by), start, -1, -1))
-        end = min(float(w.end_s), duration_s)
-        if end >= cursor:
-            said_by = max(cursor, start + _S_PER_CHAR * spoken_chars(w.text) + _SLACK_S)
-        cursor = max(cursor, end)
+            out.append(PiiSpan("UNTRANSCRIBED", cursor, start, -1, -1))
+        cursor = max(cursor, min(float(w.end_s), duration_s))
     if audio is not None:
-        out += overlong_words(words, audio)
+        out += unaccounted_speech(words, audio)
     return sorted(out, key=lambda s: s.start_s)
 
 
-# A word's speech lasts at most about 0.1 s per spoken letter plus 0.27 s on real speech (the
-# most in 543 words of RAVDESS and LibriSpeech, drawn-out emotional readings included); the
-# slack adds a margin over that.
+# A word's speech, up to the next word, lasts at most about 0.1 s per spoken letter plus 0.29 s
+# on real speech (the most in 628 words of RAVDESS and LibriSpeech in the product's snippets,
+# drawn-out emotional readings included; 0.34 s in a second sample of 623); the slack adds a
+# margin over that. A stretch taken for untranscribed in error is only silenced.
 _S_PER_CHAR = 0.1
 _SLACK_S = 0.4
 _FRAME_S = 0.01
@@ -153,17 +147,24 @@ def spoken_chars(text: str) -> int:
     return sum(_DIGIT_CHARS.get(c, 1) for c in text if c.isalnum())
 
 
-def overlong_words(
+def unaccounted_speech(
     words: Sequence[Word], audio: Audio, *, sr: int = SAMPLE_RATE
 ) -> list[PiiSpan]:
-    """Words whose timing holds more speech than `0.1 s x spoken letters + 0.4 s`: the
-    whole stretch of such a word hides speech the ASR did not transcribe."""
+    """Stretches holding more speech than their words take to say: from each word's start to
+    the next word's (the last: to the end), beyond `0.1 s x spoken letters + 0.4 s`, and
+    before the first word, beyond 0.4 s. The whole stretch, word included, is returned."""
     active = speech_frames(audio, sr=sr)
+    duration_s = len(audio) / sr
+    starts = [min(max(float(w.start_s), 0.0), duration_s) for w in words]
+    stretches = [(0.0, starts[0] if words else duration_s, "")]
+    stretches += [
+        (starts[i], starts[i + 1] if i + 1 < len(words) else duration_s, w.text)
+        for i, w in enumerate(words)
+    ]
     out: list[PiiSpan] = []
-    for w in words:
-        a = max(0, int(float(w.start_s) / _FRAME_S))
-        b = min(len(active), int(np.ceil(float(w.end_s) / _FRAME_S)))
+    for start, end, text in stretches:
+        a, b = int(start / _FRAME_S), min(len(active), int(np.ceil(end / _FRAME_S)))
         speech_s = float(active[a:b].sum()) * _FRAME_S if b > a else 0.0
-        if speech_s > _S_PER_CHAR * spoken_chars(w.text) + _SLACK_S:
-            out.append(PiiSpan("UNTRANSCRIBED", float(w.start_s), float(w.end_s), -1, -1))
+        if speech_s > _S_PER_CHAR * spoken_chars(text) + _SLACK_S:
+            out.append(PiiSpan("UNTRANSCRIBED", start, end, -1, -1))
     return out
