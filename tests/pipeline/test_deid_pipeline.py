@@ -156,3 +156,24 @@ def test_audio_no_word_covers_is_silenced_but_not_reported(monkeypatch, two_utte
     assert np.abs(long_one.audio[start : n - int(0.02 * SAMPLE_RATE)]).max() == 0.0
     assert np.abs(long_one.audio[: int(0.8 * SAMPLE_RATE)]).max() > 0.0
     assert long_one.pii == [] and long_one.transcript == "secret"
+
+
+class GivingUpTranscriber:
+    """Hears one word and stretches it over all but the last 0.6 s of every piece, as Whisper
+    does when it gives up on what follows ("My pin is..." and the digits)."""
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        end = max(0.2, len(audio) / SAMPLE_RATE - 0.6)
+        return Transcript("is...", [Word("is...", 0.0, end)])
+
+
+def test_speech_hidden_under_a_stretched_word_is_silenced(monkeypatch, two_utterances) -> None:  # noqa: ANN001
+    """No gap is long enough to show it; the speech inside the word's stretch does."""
+    monkeypatch.setattr(pii_module, "detect_pii", lambda t: [])
+    pipe = DeidPipeline(transcriber=GivingUpTranscriber(), anonymiser=NoisyAnonymiser())
+    snippets = pipe.process(two_utterances, rng=np.random.default_rng(3))
+    assert snippets and all(len(s.audio) / SAMPLE_RATE > 1.2 for s in snippets)
+    edge = int(0.02 * SAMPLE_RATE)  # the redaction's fades at the snippet's ends
+    for s in snippets:
+        assert np.abs(s.audio[edge:-edge]).max() == 0.0  # the word itself is not trusted either
+        assert s.transcript == "is..." and s.pii == []
