@@ -20,6 +20,9 @@ Measured, per PII type:
   synthesised as its own piece) is >= 90 % inside a redacted stretch or outside every
   snippet - what a human listener, not just an ASR, could still hear.
 
+With a digit bank (`--pii-digits`), numbers said by real people are planted too and
+summarised apart (`evaluation.real_digits`).
+
 Values are synthetic; nothing here stores audio.
 """
 
@@ -549,6 +552,10 @@ def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 4) if den else None
 
 
+# (voice, planted sentence, its audio if given - real speech - or None to synthesise, extents)
+_Job = tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]
+
+
 def run_pii_eval(
     work_dir: Path,
     *,
@@ -585,7 +592,7 @@ def run_pii_eval(
     path = _Path()
     judge = WhisperJudge()
     rows: list[dict[str, Any]] = []
-    jobs: list[tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]] = [
+    jobs: list[_Job] = [
         (voice, item, None, {})
         for v_i, voice in enumerate(voices)
         for item in build_sentences(random.Random(seed * 1000 + v_i), per_type)
@@ -678,7 +685,7 @@ def run_pii_eval(
 
 def _real_digit_jobs(
     bank: DigitBank, rng: random.Random, per_speaker: int
-) -> list[tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]]:
+) -> list[_Job]:
     """Numbers said by the bank's real speakers, alone or inside an espeak carrier sentence."""
     from earshot.evaluation.real_digits import build_items
 
@@ -689,9 +696,9 @@ def _real_digit_jobs(
         return (before, after, _trim(synthesize(before, DEFAULT_VOICES[0])) if before else empty,
                 _trim(synthesize(after, DEFAULT_VOICES[0])) if after else empty)  # fmt: skip
 
-    out: list[tuple[str, Planted, Audio | None, dict[str, tuple[float, float]]]] = []
+    out: list[_Job] = []
     for it in build_items(bank, rng, per_speaker=per_speaker, carrier=carrier):
-        before, said, after = it.parts
+        before, _, after = it.parts
         planted = Planted(it.type, it.form, " ".join(p for p in it.parts if p), it.value,
                           _words(before + " " + after), it.parts)  # fmt: skip
         out.append((it.voice, planted, it.audio, dict(it.extents)))
