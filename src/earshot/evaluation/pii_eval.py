@@ -41,14 +41,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from earshot.evaluation.manifest import telephone_band
-from earshot.evaluation.real_digits import DigitBank
 from earshot.pipeline.pii_spoken import UNITS, clean, find_number_runs, luhn_ok
 from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan, Transcript
+
+if TYPE_CHECKING:  # real_digits builds on this module
+    from earshot.evaluation.real_digits import DigitBank
 
 DEFAULT_VOICES = ["en-us", "en-us+f2", "en-gb-x-rp+m3"]
 DIGIT_TYPES = ("PHONE", "CARD", "ACCOUNT", "SORT_CODE", "PIN", "CODE", "SSN")
@@ -326,20 +328,26 @@ def synthesize_parts(item: Planted, voice: str) -> tuple[Audio, dict[str, tuple[
     if not value:
         audio = synthesize(item.say, voice)
         return audio, {"all": (0.0, len(audio) / SAMPLE_RATE)}
-    out: list[Audio] = []
-    extents: dict[str, tuple[float, float]] = {}
-    pos = 0
+    pieces: list[tuple[str, Audio]] = []
     for role, text in (("before", before), ("value", value), ("after", after)):
         if not text:
             continue
-        piece = _trim(synthesize(text, voice))
-        if out:
-            out.append(_GAP)
-            pos += len(_GAP)
-        extents[role] = (pos / SAMPLE_RATE, (pos + len(piece)) / SAMPLE_RATE)
-        out.append(piece)
+        if pieces:
+            pieces.append(("", _GAP))
+        pieces.append((role, _trim(synthesize(text, voice))))
+    return join_parts(pieces)
+
+
+def join_parts(pieces: Sequence[tuple[str, Audio]]) -> tuple[Audio, dict[str, tuple[float, float]]]:
+    """`pieces` (role, audio) joined, and where each named piece lies (seconds); pieces with
+    the role "" (pauses) are not recorded."""
+    extents: dict[str, tuple[float, float]] = {}
+    pos = 0
+    for role, piece in pieces:
+        if role:
+            extents[role] = (pos / SAMPLE_RATE, (pos + len(piece)) / SAMPLE_RATE)
         pos += len(piece)
-    return np.concatenate(out).astype(np.float32), extents
+    return np.concatenate([p for _, p in pieces]).astype(np.float32), extents
 
 
 def silenced_share(
@@ -713,9 +721,7 @@ def summarise_real_digits(rows: list[dict[str, Any]]) -> dict[str, Any]:
         form: summarise([r for r in rows if r["form"] == form])["groups"]["digits"]
         for form in sorted({r["form"] for r in rows})
     }
-    ok = bool(rows) and verdicts({"digits": overall, "email": {}, "name": {}}, None, None, None)[
-        "digits_recall"
-    ]
+    ok = bool(rows) and group_passes(overall, TARGETS["digits_recall_min"])
     return {
         "numbers": len(rows),
         "speakers": sorted({r["voice"] for r in rows}),
@@ -906,24 +912,30 @@ def verdicts(
     is reported but is not part of the overall pass: the WER figure measures that on real
     speech, where synthetic speech exaggerates it."""
 
-    def ge(v: object, t: float, *, none_ok: bool = False) -> bool:
-        if v is None:
-            return none_ok
-        return isinstance(v, float | int) and v >= t
-
     out: dict[str, bool] = {}
     for group, target in (("digits", "digits_recall_min"), ("email", "email_recall_min"),
                           ("name", "name_recall_min")):  # fmt: skip
-        g, t = groups[group], TARGETS[target]
-        out[f"{group}_recall"] = (
-            ge(g.get("listener_recall"), t)
-            and ge(g.get("audio_recall"), t, none_ok=True)
-            and ge(g.get("text_recall_all"), t)
-        )
-    out["non_pii_audible"] = ge(speech_audible, TARGETS["non_pii_kept_min"])
-    out["non_pii_in_transcript"] = ge(kept_text, TARGETS["non_pii_kept_min"])
-    out["non_pii_asr_kept"] = ge(kept_audio, TARGETS["non_pii_kept_min"])
+        out[f"{group}_recall"] = group_passes(groups[group], TARGETS[target])
+    out["non_pii_audible"] = _ge(speech_audible, TARGETS["non_pii_kept_min"])
+    out["non_pii_in_transcript"] = _ge(kept_text, TARGETS["non_pii_kept_min"])
+    out["non_pii_asr_kept"] = _ge(kept_audio, TARGETS["non_pii_kept_min"])
     return out
+
+
+def group_passes(g: dict[str, Any], target: float) -> bool:
+    """A PII group's rule: listener and masked-transcript recall at least `target`, and the
+    attacker ASR's too where it recovered any value from the original."""
+    return (
+        _ge(g.get("listener_recall"), target)
+        and _ge(g.get("audio_recall"), target, none_ok=True)
+        and _ge(g.get("text_recall_all"), target)
+    )
+
+
+def _ge(v: object, t: float, *, none_ok: bool = False) -> bool:
+    if v is None:
+        return none_ok
+    return isinstance(v, float | int) and v >= t
 
 
 def _listener_recall(rows: Sequence[dict[str, Any]]) -> float | None:

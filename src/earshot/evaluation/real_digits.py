@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from earshot.evaluation.manifest import ManifestError, load_audio, read_manifest
-from earshot.pipeline.pii_spoken import UNITS
+from earshot.evaluation.pii_eval import _card, _phone, _rand_digits, join_parts
+from earshot.pipeline.pii_spoken import DIGIT_WORDS, UNITS
 from earshot.pipeline.types import SAMPLE_RATE, Audio
 
 FORM_ALONE = "real, alone"
@@ -131,8 +132,6 @@ def build_items(
     `carrier(type)` gives (text before, text after, their audio): the synthetic sentence
     around a number of that type; None hears every number alone.
     """
-    from earshot.evaluation.pii_eval import _card, _phone, _rand_digits
-
     makers: list[tuple[str, Callable[[], str]]] = [
         ("PHONE", lambda: _phone(rng)),
         ("ACCOUNT", lambda: _rand_digits(rng, 8)),
@@ -148,29 +147,18 @@ def build_items(
             digits = make()
             groups = grouped(typ, digits)
             number = number_audio(bank, speaker, groups, rng)
-            said = ", ".join(" ".join(_WORD[d] for d in g) for g in groups)
-            pad = np.zeros(int(0.3 * SAMPLE_RATE), np.float32)
+            said = ", ".join(" ".join(DIGIT_WORDS[int(d)] for d in g) for g in groups)
             if carrier is None or k % 2 == 0:
-                audio = np.concatenate([pad, number, pad])
-                extents = {"value": (len(pad) / SAMPLE_RATE, (len(pad) + len(number)) / SAMPLE_RATE)}
+                pad = np.zeros(int(0.3 * SAMPLE_RATE), np.float32)
+                audio, extents = join_parts([("", pad), ("value", number), ("", pad)])
                 items.append(RealDigitItem(f"real:{speaker}", typ, FORM_ALONE, digits,
                                            ("", said, ""), audio, extents))  # fmt: skip
                 continue
             before, after, a_before, a_after = carrier(typ)
             gap = np.zeros(int(0.15 * SAMPLE_RATE), np.float32)
             pieces = [("before", a_before), ("", gap), ("value", number), ("", gap), ("after", a_after)]
-            extents, pos, out = {}, 0, []
-            for role, piece in pieces:
-                if not len(piece):
-                    continue
-                if role:
-                    extents[role] = (pos / SAMPLE_RATE, (pos + len(piece)) / SAMPLE_RATE)
-                out.append(piece)
-                pos += len(piece)
+            audio, extents = join_parts([(role, piece) for role, piece in pieces if len(piece)])
             items.append(RealDigitItem(f"real:{speaker}", typ, FORM_SENTENCE, digits,
-                                       (before, said, after), np.concatenate(out), extents))  # fmt: skip
+                                       (before, said, after), audio, extents))  # fmt: skip
     return items
 
-
-_WORD = {str(i): w for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])}  # fmt: skip

@@ -118,41 +118,42 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]
     return rows
 
 
+def _fmt(v: object) -> str:
+    return "n/a" if v is None else f"{float(v):.2f}"  # type: ignore[arg-type]
+
+
+def recall_cell(g: dict[str, Any]) -> str:
+    """A PII group's recall by listener, attacker ASR and masked text, with its counts."""
+    return (f"listener {_fmt(g.get('listener_recall'))} ({g['planted']}), "
+            f"ASR {_fmt(g.get('audio_recall'))} ({g['recoverable']}), "
+            f"text {_fmt(g.get('text_recall_all'))}")  # fmt: skip
+
+
 def _pii_rows(pii: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
     """Summary rows of `earshot eval --pii` (see evaluation.pii_eval.verdicts)."""
     if not pii or "groups" not in pii:
         return [("pii", "skipped", str(pii.get("skipped", "")), "", "")] if pii else []
     targets, verdict = pii["targets"], pii.get("verdicts", {})
     rows: list[tuple[str, str, str, str, str]] = []
-
-    def fmt(v: object) -> str:
-        return "n/a" if v is None else f"{float(v):.2f}"  # type: ignore[arg-type]
-
     for group, key in (("digits", "digits_recall_min"), ("email", "email_recall_min"),
                        ("name", "name_recall_min")):  # fmt: skip
-        g = pii["groups"][group]
-        value = (f"listener {fmt(g.get('listener_recall'))} ({g['planted']}), ASR "
-                 f"{fmt(g.get('audio_recall'))} ({g['recoverable']}), text {fmt(g.get('text_recall_all'))}")
         ok = verdict.get(f"{group}_recall")
-        rows.append(("pii", f"{group} removed", value, f">= {targets[key]:.2f}",
-                     "pass" if ok else "FAIL"))  # fmt: skip
+        rows.append(("pii", f"{group} removed", recall_cell(pii["groups"][group]),
+                     f">= {targets[key]:.2f}", "pass" if ok else "FAIL"))  # fmt: skip
     for key, label, value in (
         ("non_pii_audible", "non-PII speech still audible", pii.get("non_pii_speech_audible")),
         ("non_pii_in_transcript", "non-PII words in transcript", pii.get("non_pii_kept_text")),
         ("non_pii_asr_kept", "non-PII words ASR still gets", pii.get("non_pii_kept_audio")),
     ):
         ok = verdict.get(key)
-        rows.append(("pii", label, fmt(value), f">= {targets['non_pii_kept_min']:.2f}",
+        rows.append(("pii", label, _fmt(value), f">= {targets['non_pii_kept_min']:.2f}",
                      "pass" if ok else "FAIL"))  # fmt: skip
     real = pii.get("real_digits")
     if real:  # --pii-digits: numbers said by real people
-        value = (f"listener {fmt(real.get('listener_recall'))} ({real['planted']}), ASR "
-                 f"{fmt(real.get('audio_recall'))} ({real['recoverable']}), text "
-                 f"{fmt(real.get('text_recall_all'))}")  # fmt: skip
-        verdict = "pass" if real["pass"] else "FAIL"
-        rows.append(("pii", "real digit runs removed", value,
-                     f">= {targets['digits_recall_min']:.2f}", verdict))  # fmt: skip
-    rows.append(("pii", "masking precision (words)", fmt(pii.get("precision_words")), "", ""))
+        ok = real["pass"]
+        rows.append(("pii", "real digit runs removed", recall_cell(real),
+                     f">= {targets['digits_recall_min']:.2f}", "pass" if ok else "FAIL"))  # fmt: skip
+    rows.append(("pii", "masking precision (words)", _fmt(pii.get("precision_words")), "", ""))
     return rows
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 _EDGE_PUNCT = " \t\n\"'`“”‘’()[]{}<>,;:!?…*"
 
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 UNITS: dict[str, int] = {
     "zero": 0, "nought": 0, "naught": 0, "oh": 0, "o": 0,
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,

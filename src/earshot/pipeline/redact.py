@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from earshot.pipeline.pii_spoken import DIGIT_WORDS
 from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan, Word
 
 TONE_HZ = 1000.0  # pass tone_hz=TONE_HZ for an audible bleep instead of silence
@@ -126,8 +127,7 @@ def untranscribed_spans(
 _S_PER_CHAR = 0.1
 _SLACK_S = 0.4
 _FRAME_S = 0.01
-_DIGIT_CHARS = {str(i): len(w) for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])}  # fmt: skip
+_DIGIT_CHARS = {str(i): len(w) for i, w in enumerate(DIGIT_WORDS)}
 
 
 def speech_frames(audio: Audio, *, sr: int = SAMPLE_RATE) -> np.ndarray:
