@@ -177,3 +177,31 @@ def test_speech_hidden_under_a_stretched_word_is_silenced(monkeypatch, two_utter
     for s in snippets:
         assert np.abs(s.audio[edge:-edge]).max() == 0.0  # the word itself is not trusted either
         assert s.transcript == "is..." and s.pii == []
+
+
+class EarlyEndingTranscriber:
+    """"My pin 1234", the number's timing ending 0.6 s before the piece does: too short a gap
+    for the untranscribed rule, as when Whisper drops a number's last digit ("92744.")."""
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        end = len(audio) / SAMPLE_RATE
+        words = [Word("My", 0.0, 0.3), Word("pin", 0.3, end - 1.2), Word("1234", end - 1.2, end - 0.6)]
+        return Transcript("My pin 1234", words)
+
+
+def test_personal_data_closing_a_snippet_is_silenced_to_its_end(monkeypatch, two_utterances) -> None:  # noqa: ANN001
+    def last_word_is_a_pin(t: Transcript) -> list[PiiSpan]:
+        w = t.words[-1]
+        return [PiiSpan("PIN", w.start_s, w.end_s, len(t.words) - 1, len(t.words) - 1)]
+
+    monkeypatch.setattr(pii_module, "detect_pii", last_word_is_a_pin)
+    pipe = DeidPipeline(transcriber=EarlyEndingTranscriber(), anonymiser=NoisyAnonymiser())
+    snippets = pipe.process(two_utterances, rng=np.random.default_rng(4))
+    assert snippets
+    for s in snippets:
+        n = len(s.audio)
+        tail = int((0.6 - 0.15 - 0.02) * SAMPLE_RATE)  # after the word's end + margin + fade
+        assert np.abs(s.audio[n - tail : n - int(0.02 * SAMPLE_RATE)]).max() == 0.0
+        assert np.abs(s.audio[: int(0.3 * SAMPLE_RATE)]).max() > 0.0  # "My" is still heard
+        # the reported span is the detector's; only the silenced stretch reaches the end
+        assert s.pii[0].end_s < s.end_s - 0.5

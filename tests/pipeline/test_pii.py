@@ -92,6 +92,9 @@ def test_digit_runs_spoken_and_written(text: str, expected: str) -> None:
         ("You can write to me at quin .goat email .com anytime.", "You can write to me at [EMAIL] anytime."),
         ("My email is www .ingrid .co .co.", "My email is [EMAIL]."),
         ("Send the details to kwen.goatemail.com please.", "Send the details to [EMAIL] please."),
+        # "underscore" heard as two words, the rest misheard, a lone ".com" at the end
+        ("Send the details to, look under score, ran an example .com. Please.",
+         "Send the details to, [EMAIL]. Please."),
     ],
 )
 def test_emails_spoken_and_written(text: str, expected: str) -> None:
@@ -214,6 +217,34 @@ def test_spans_absorb_adjacent_unsure_words() -> None:
     t = Transcript("", [Word(w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
     # "stubble" is at the threshold (not unsure) so growth stops before it
     assert mask_transcript(t, detect_pii(t)) == "My social security number is [SSN] stubble iron. Thanks"
+
+
+def _with_probs(pairs: list[tuple[str, float]]) -> Transcript:
+    return Transcript("", [Word(w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
+
+
+def test_digit_span_reaches_a_stray_digit_across_unsure_words() -> None:
+    # "seven seven zero five, nine six one six" as the ASR heard it
+    t = _with_probs([("to", 0.07), ("a", 0.26), ("seven", 0.48), ("year", 0.59), ("old", 0.4),
+                     ("five", 0.46), ("nine", 0.73), ("six", 0.43), ("one", 0.78), ("six", 0.84)])
+    assert mask_transcript(t, detect_pii(t)) == "[NUMBER]"
+    # after the run too
+    t = _with_probs([("Code", 0.9), ("is", 0.9), ("4", 0.9), ("4", 0.9), ("1", 0.9), ("on", 0.5),
+                     ("eight", 0.6), ("thanks", 0.9)])
+    assert mask_transcript(t, detect_pii(t)) == "Code is [CODE] thanks"
+
+
+def test_digit_span_does_not_reach_a_number_word_said_with_confidence() -> None:
+    # sure words between, a sentence end between, or a stray number too far away: not the number
+    t = _with_probs([("I", 0.9), ("have", 0.9), ("two", 0.9), ("kids", 0.95), ("and", 0.9),
+                     ("five", 0.9), ("five", 0.9), ("five", 0.9)])
+    assert mask_transcript(t, detect_pii(t)) == "I have two kids and [NUMBER]"
+    t = _with_probs([("Two", 0.5), ("yes", 0.5), ("please.", 0.5), ("Five", 0.9), ("five", 0.9),
+                     ("five", 0.9)])
+    assert mask_transcript(t, detect_pii(t)) == "Two yes please. [NUMBER]"
+    t = _with_probs([("seven", 0.5), ("a", 0.3), ("b", 0.3), ("c", 0.3), ("five", 0.9),
+                     ("five", 0.9), ("five", 0.9)])
+    assert mask_transcript(t, detect_pii(t)).startswith("seven")
 
 
 def test_full_date_masked_with_its_year() -> None:

@@ -10,6 +10,7 @@ from earshot.pipeline.redact import (
     redact_audio,
     redaction_intervals,
     spoken_chars,
+    to_snippet_edges,
     untranscribed_spans,
 )
 from earshot.pipeline.types import SAMPLE_RATE, PiiSpan, Word
@@ -134,3 +135,19 @@ def test_speech_after_the_last_word_the_asr_left_out_is_untranscribed() -> None:
     # speech before the first word, beyond what a word could be, too
     lead = untranscribed_spans([Word("thanks", 0.7, 1.1)], 1.1, audio=_speech(1.1))
     assert [(s.start_s, s.end_s) for s in lead] == [(0.0, 0.7)]
+
+
+def test_spans_holding_the_first_or_last_word_reach_the_snippet_edges() -> None:
+    spans = [
+        PiiSpan("PHONE", 0.4, 1.0, 0, 1),
+        PiiSpan("NAME", 1.5, 1.9, 3, 3),
+        PiiSpan("PIN", 2.2, 2.5, 5, 6),
+    ]
+    out = to_snippet_edges(spans, n_words=7, duration_s=3.2)
+    assert [(s.type, s.start_s, s.end_s) for s in out] == [
+        ("PHONE", 0.0, 1.0), ("NAME", 1.5, 1.9), ("PIN", 2.2, 3.2)
+    ]
+    assert to_snippet_edges([], n_words=0, duration_s=1.0) == []
+    # untranscribed stretches (no words) are left alone
+    gap = PiiSpan("UNTRANSCRIBED", 1.0, 2.0, -1, -1)
+    assert to_snippet_edges([gap], n_words=3, duration_s=3.0) == [gap]

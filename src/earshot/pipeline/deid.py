@@ -144,7 +144,7 @@ class DeidPipeline:
         OS entropy and are never kept.
         """
         from earshot.pipeline.pii import detect_pii, mask_transcript
-        from earshot.pipeline.redact import redact_audio, untranscribed_spans
+        from earshot.pipeline.redact import redact_audio, to_snippet_edges, untranscribed_spans
 
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         spans = self.segment(audio)
@@ -158,8 +158,12 @@ class DeidPipeline:
                 masked = mask_transcript(transcript, pii)
             with self.timings.measure("redact"):
                 # Audio no recognised word accounts for was never checked for personal data (often
-                # the digits the ASR gave up on): silence it too, in the audio only.
-                silenced = [*pii, *untranscribed_spans(transcript.words, duration, audio=piece)]
+                # the digits the ASR gave up on): silence it too, in the audio only; so is what
+                # lies beyond personal data that opens or closes the snippet.
+                silenced = [
+                    *to_snippet_edges(pii, len(transcript.words), duration),
+                    *untranscribed_spans(transcript.words, duration, audio=piece),
+                ]
                 redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)
             found.append((pii, masked, silenced, redacted))
         voiced = self._anonymise_all([f[3] for f in found], rng)

@@ -203,7 +203,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
 
-    merged = _merge(_absorb_unsure(_merge(cands), words))
+    merged = _merge(_absorb_unsure(_reach_stray_digits(_merge(cands), words, cores, lows), words))
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -292,6 +292,45 @@ def _value_goes_on(words: list, cores: list[str], lows: list[str], nxt: int) -> 
 
 UNSURE_PROB = 0.4
 _UNSURE_MAX = 3
+_DIGIT_SPAN_TYPES = frozenset("CARD SSN PASSPORT SORT_CODE PIN CODE PHONE ACCOUNT NUMBER".split())
+_STRAY_GAP = 2  # words between a digit run and a stray digit word
+_STRAY_UNSURE = 0.7  # ... each of them less sure than this
+
+
+def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
+    """Grow a digit span to a lone digit word one or two words away when the ASR was not
+    sure of the words between: the number's first digits misheard around it ("to a seven
+    year old, five nine six one six" for "seven seven zero five, nine six one six")."""
+
+    def digit_word(i: int) -> bool:
+        return written_digits(cores[i]) is not None or is_number_word(lows[i])
+
+    def unsure(lo: int, hi: int) -> bool:  # words lo..hi-1: the stray digit and those between
+        return all(float(words[i].probability) < _STRAY_UNSURE for i in range(lo, hi))
+
+    def one_sentence(lo: int, hi: int) -> bool:  # no sentence ends after words lo..hi-1
+        return not any(words[i].text.strip().endswith((".", "?", "!")) for i in range(lo, hi))
+
+    out: list[_Cand] = []
+    for k, c in enumerate(cands):
+        a, b = c.first, c.last
+        if c.type in _DIGIT_SPAN_TYPES:
+            lo = cands[k - 1].last + 1 if k > 0 else 0
+            hi = cands[k + 1].first - 1 if k + 1 < len(cands) else len(words) - 1
+            grown = True
+            while grown:
+                grown = False
+                for gap in range(1, _STRAY_GAP + 1):
+                    j = a - gap - 1
+                    if j >= lo and digit_word(j) and unsure(j, a) and one_sentence(j, a):
+                        a, grown = j, True
+                        break
+                    j = b + gap + 1
+                    if j <= hi and digit_word(j) and unsure(b + 1, j + 1) and one_sentence(b, j):
+                        b, grown = j, True
+                        break
+        out.append(_Cand(a, b, c.type))
+    return out
 
 
 def _absorb_unsure(cands: list[_Cand], words: list) -> list[_Cand]:

@@ -514,7 +514,7 @@ def find_spoken_email_soup(
                 tuple("." + t for t in _TLD_WORDS)
             ))
             last = j
-            if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w:
+            if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w or _split_underscore(lows, j):
                 signals += 1
             unsure = probs is not None and probs[j] < _UNSURE_DOT
             if raw[j].strip().endswith(("?", "!")) or (
@@ -524,6 +524,11 @@ def find_spoken_email_soup(
         if signals >= 2 and last >= first:
             found.append(EmailMatch(first, last, ""))
     return found
+
+
+def _split_underscore(lows: list[str], j: int) -> bool:
+    """Word j is the "score" of "under score", as ASR often writes a spoken "underscore"."""
+    return lows[j] == "score" and j > 0 and lows[j - 1] == "under"
 
 
 def _domain_candidates(lows: list[str], i: int) -> list[tuple[int, str]]:

@@ -87,6 +87,22 @@ def redact_audio(
     return out
 
 
+def to_snippet_edges(spans: Sequence[PiiSpan], n_words: int, duration_s: float) -> list[PiiSpan]:
+    """`spans` with one that holds the snippet's first word reaching back to its start, and one
+    that holds its last word reaching on to its end.
+
+    Nothing the ASR recognised lies beyond such a span, so widening it costs no ordinary word;
+    what is there is often more of the same value that the ASR dropped ("92744." for a number
+    that ends "... four four one", the "one" left after the last word's timing).
+    """
+    out = []
+    for s in spans:
+        start = 0.0 if s.first_word == 0 else s.start_s
+        end = duration_s if n_words and s.last_word == n_words - 1 else s.end_s
+        out.append(PiiSpan(s.type, start, max(start, end), s.first_word, s.last_word))
+    return out
+
+
 def untranscribed_spans(
     words: Sequence[Word],
     duration_s: float,
