@@ -228,6 +228,10 @@ def test_digit_span_reaches_a_stray_digit_across_unsure_words() -> None:
     t = _with_probs([("to", 0.07), ("a", 0.26), ("seven", 0.48), ("year", 0.59), ("old", 0.4),
                      ("five", 0.46), ("nine", 0.73), ("six", 0.43), ("one", 0.78), ("six", 0.84)])
     assert mask_transcript(t, detect_pii(t)) == "[NUMBER]"
+    # the same number as the pipeline's snippet ASR heard it: "by" is absorbed first
+    t = _with_probs([("to", 0.07), ("7", 0.22), ("year", 0.32), ("old", 0.55), ("by", 0.19),
+                     ("9,", 0.22), ("6,", 0.53), ("1,", 0.68), ("6.", 0.45)])
+    assert mask_transcript(t, detect_pii(t)) == "[NUMBER]."
     # after the run too
     t = _with_probs([("Code", 0.9), ("is", 0.9), ("4", 0.9), ("4", 0.9), ("1", 0.9), ("on", 0.5),
                      ("eight", 0.6), ("thanks", 0.9)])

@@ -203,7 +203,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
 
-    merged = _merge(_absorb_unsure(_reach_stray_digits(_merge(cands), words, cores, lows), words))
+    merged = _merge(_reach_stray_digits(_absorb_unsure(_merge(cands), words), words, cores, lows))
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -298,9 +298,10 @@ _STRAY_UNSURE = 0.7  # ... each of them less sure than this
 
 
 def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
-    """Grow a digit span to a lone digit word one or two words away when the ASR was not
-    sure of the words between: the number's first digits misheard around it ("to a seven
-    year old, five nine six one six" for "seven seven zero five, nine six one six")."""
+    """Grow a digit span (already grown over unsure words) to a lone digit word one or two
+    words away when the ASR was not sure of it or the words between: the number's first
+    digits misheard around it ("to a 7 year old by 9, 6, 1, 6" for "seven seven zero five,
+    nine six one six"); then over the unsure words beyond it."""
 
     def digit_word(i: int) -> bool:
         return written_digits(cores[i]) is not None or is_number_word(lows[i])
@@ -315,8 +316,7 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
     for k, c in enumerate(cands):
         a, b = c.first, c.last
         if c.type in _DIGIT_SPAN_TYPES:
-            lo = cands[k - 1].last + 1 if k > 0 else 0
-            hi = cands[k + 1].first - 1 if k + 1 < len(cands) else len(words) - 1
+            lo, hi = _room(cands, k, len(words))
             grown = True
             while grown:
                 grown = False
@@ -329,6 +329,8 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
                     if j <= hi and digit_word(j) and unsure(b + 1, j + 1) and one_sentence(b, j):
                         b, grown = j, True
                         break
+            if (a, b) != (c.first, c.last):  # and over the unsure words beyond the stray digit
+                a, b = _grow_unsure(a, b, lo, hi, words)
         out.append(_Cand(a, b, c.type))
     return out
 
@@ -337,27 +339,38 @@ def _absorb_unsure(cands: list[_Cand], words: list) -> list[_Cand]:
     """Grow each span over up to three adjacent words the ASR was unsure of: next to personal
     data they are most often more of it, misheard ("5 double 2 2 8 [toxic stubble iron]")."""
     out: list[_Cand] = []
-    n = len(words)
     for k, c in enumerate(cands):
-        lo_bound = cands[k - 1].last + 1 if k > 0 else 0
-        hi_bound = cands[k + 1].first - 1 if k + 1 < len(cands) else n - 1
-        a, b = c.first, c.last
-        while (
-            a - 1 >= lo_bound
-            and c.first - (a - 1) <= _UNSURE_MAX
-            and float(words[a - 1].probability) < UNSURE_PROB
-            and not words[a - 1].text.strip().endswith((".", "?", "!"))
-        ):
-            a -= 1
-        while (
-            b + 1 <= hi_bound
-            and (b + 1) - c.last <= _UNSURE_MAX
-            and float(words[b + 1].probability) < UNSURE_PROB
-            and not words[b].text.strip().endswith((".", "?", "!"))
-        ):
-            b += 1
+        a, b = _grow_unsure(c.first, c.last, *_room(cands, k, len(words)), words)
         out.append(_Cand(a, b, c.type))
     return out
+
+
+def _room(cands: list[_Cand], k: int, n: int) -> tuple[int, int]:
+    """The word indices span k may grow into: up to its neighbours (spans in order)."""
+    lo = cands[k - 1].last + 1 if k > 0 else 0
+    hi = cands[k + 1].first - 1 if k + 1 < len(cands) else n - 1
+    return lo, hi
+
+
+def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[int, int]:
+    """words[first..last] grown over up to `_UNSURE_MAX` unsure words each way, within lo..hi,
+    never across a sentence end."""
+    a, b = first, last
+    while (
+        a - 1 >= lo
+        and first - (a - 1) <= _UNSURE_MAX
+        and float(words[a - 1].probability) < UNSURE_PROB
+        and not words[a - 1].text.strip().endswith((".", "?", "!"))
+    ):
+        a -= 1
+    while (
+        b + 1 <= hi
+        and (b + 1) - last <= _UNSURE_MAX
+        and float(words[b + 1].probability) < UNSURE_PROB
+        and not words[b].text.strip().endswith((".", "?", "!"))
+    ):
+        b += 1
+    return a, b
 
 
 def _plausible_s(text: str) -> float:
