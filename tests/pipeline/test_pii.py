@@ -251,6 +251,34 @@ def test_digit_span_does_not_reach_a_number_word_said_with_confidence() -> None:
     assert mask_transcript(t, detect_pii(t)).startswith("seven")
 
 
+def test_homophones_and_misheard_digits_next_to_double() -> None:
+    # "three one double three nine double eight one" and "six three double nine double eight"
+    t = _with_probs([("My", 0.42), ("count", 0.64), ("number", 0.88), ("is", 0.96), ("free", 0.23),
+                     ("one", 0.41), ("double", 0.84), ("free", 0.46), ("nine", 0.32),
+                     ("double", 0.85), ("eight", 0.88), ("one", 0.92)])
+    assert mask_transcript(t, detect_pii(t)) == "My count number is [PHONE]"  # 8 digits, "number is"
+    t = _with_probs([("Cold", 0.9), ("6", 0.68), ("free", 0.28), ("double", 0.94), ("high", 0.2),
+                     ("double", 0.78), ("8.", 0.44)])
+    assert mask_transcript(t, detect_pii(t)) == "Cold [NUMBER]."
+    # without digits around it, "double" and a homophone are ordinary words
+    assert masked("I paid double for free delivery.") == "I paid double for free delivery."
+
+
+def test_spoken_address_heard_as_full_stops_or_a_lone_suffix() -> None:
+    # "kwame dot delgado at gmail dot com": the dots written as full stops
+    t = _with_probs([("Send", 0.21), ("the", 0.83), ("details", 0.99), ("to,", 0.88),
+                     ("claim.", 0.27), (".", 0.06), (".", 0.84), (".", 0.68), (".", 0.54)])
+    assert mask_transcript(t, detect_pii(t)).startswith("Send the details to, [EMAIL]")
+    # "jane underscore sandoval at example dot com": only ".com" is left of the address
+    t = _with_probs([("Send", 0.63), ("the", 0.83), ("details", 0.94), ("to", 0.97), ("J.", 0.3),
+                     ("under", 0.06), ("the", 0.06), ("course", 0.71), ("and", 0.89), ("do", 0.18),
+                     ("volatig", 0.45), ("nampl", 0.36), (".com.", 0.98), ("Please.", 0.96)])
+    assert mask_transcript(t, detect_pii(t)) == "Send the details to [EMAIL]. Please."
+    # the address ends at its suffix: what follows is not swallowed
+    t = tr("My email is jane.doe@example.com and my number is 555 0199.")
+    assert [s.type for s in detect_pii(t)] == ["EMAIL", "PHONE"]
+
+
 def test_full_date_masked_with_its_year() -> None:
     assert masked("On the 23rd of November, 1977 it rained.") == "On [NUMBER] it rained."
 

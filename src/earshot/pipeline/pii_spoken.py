@@ -221,6 +221,8 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
     `cores` are the cleaned words (see `clean`). A run may mix forms ("five five five 0199").
     "oh"/"o" count as zero only next to another number word, "double"/"triple" only before
     one, "and" only inside a compound ("nine hundred and twelve"), dashes only between digits.
+    A homophone ("free", "for") next to "double" is a digit, and so is any word right after
+    "double" when more digits follow (the repeated digit, misheard).
     """
     lows = [c.lower() for c in cores]
     kinds = [_kind(c, lo) for c, lo in zip(cores, lows, strict=True)]
@@ -236,6 +238,14 @@ def find_number_runs(cores: list[str], min_digits: int = 3) -> list[NumberRun]:
             k = kinds[j + 1]
             if k in ("D", "N", "R", "O"):
                 j += 1
+                continue
+            if k == "H" and (kinds[j] == "R" or (
+                j + 2 < n and kinds[j + 2] == "R" and _single_digit(cores[j])
+            )):
+                j += 1  # "double free", "6 free double": a homophone next to a repeat is a digit
+                continue
+            if k == "-" and kinds[j] == "R" and j + 2 < n and kinds[j + 2] in ("D", "N", "O", "R"):
+                j += 2  # "double high double 8": the repeated digit misheard, more digits after
                 continue
             if k in ("A", "S", "H") and j + 2 < n and kinds[j + 2] in ("D", "N", "O", "R"):
                 if k == "A" and not (
@@ -508,17 +518,22 @@ def find_spoken_email_soup(
         complete = False
         for j in range(first, min(n, first + 10)):
             w = lows[j]
-            if w in _EMAIL_SOUP_STOP or (complete and w not in _CONTINUE_WORDS and "." not in w):
+            spoken_dot = not w and raw[j].strip() == "."  # "dot" written as a lone full stop
+            if w in _EMAIL_SOUP_STOP or (
+                complete and w not in _CONTINUE_WORDS and "." not in w and not spoken_dot
+            ):
                 break
-            complete = signals >= 1 and (w in _TLD_WORDS or w.rstrip(".").endswith(
-                tuple("." + t for t in _TLD_WORDS)
-            ))
+            suffix = w.rstrip(".").endswith(tuple("." + t for t in _TLD_WORDS))
+            complete = suffix or (signals >= 1 and w in _TLD_WORDS)
             last = j
-            if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w or _split_underscore(lows, j):
+            if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w or spoken_dot:
                 signals += 1
+            if suffix or _split_underscore(lows, j):
+                signals += 1  # "example.com", ".com", "under score": an address on their own
             unsure = probs is not None and probs[j] < _UNSURE_DOT
             if raw[j].strip().endswith(("?", "!")) or (
                 raw[j].strip().endswith(".") and "." not in w.rstrip(".") and not unsure
+                and not spoken_dot
             ):
                 break  # the clause ends here ("example.com." ends it too, after the word)
         if signals >= 2 and last >= first:
