@@ -41,7 +41,7 @@ from earshot.pipeline.pii_spoken import (
     luhn_ok,
     written_digits,
 )
-from earshot.pipeline.types import PiiSpan, Transcript
+from earshot.pipeline.types import PiiSpan, Transcript, Word
 
 PII_TYPES = (
     "EMAIL", "CARD", "SSN", "PASSPORT", "SORT_CODE", "PIN", "CODE", "PHONE", "ACCOUNT",
@@ -254,7 +254,7 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
             j = first
             while j < n and j < first + 8 and lows[j] not in _VALUE_STOP:
                 last = j
-                if words[j].text.strip().endswith((".", "?", "!")) and not _value_goes_on(
+                if _ends_sentence(words[j]) and not _value_goes_on(
                     words, cores, lows, j + 1
                 ):
                     break
@@ -263,9 +263,7 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
                 continue
             if needs_number:
                 ok = any(
-                    written_digits(cores[x]) is not None
-                    or is_number_word(lows[x])
-                    or float(words[x].probability) < _LOW_CONFIDENCE
+                    _number_like(cores, lows, x) or float(words[x].probability) < _LOW_CONFIDENCE
                     for x in range(first, last + 1)
                 )
                 if not ok:
@@ -283,11 +281,17 @@ def _value_goes_on(words: list, cores: list[str], lows: list[str], nxt: int) -> 
     """
     if nxt >= len(lows) or lows[nxt] in _VALUE_STOP:
         return False
-    return (
-        written_digits(cores[nxt]) is not None
-        or is_number_word(lows[nxt])
-        or float(words[nxt].probability) < _LOW_CONFIDENCE
-    )
+    return _number_like(cores, lows, nxt) or float(words[nxt].probability) < _LOW_CONFIDENCE
+
+
+def _number_like(cores: list[str], lows: list[str], i: int) -> bool:
+    """Word i holds digits or is a spoken number word."""
+    return written_digits(cores[i]) is not None or is_number_word(lows[i])
+
+
+def _ends_sentence(word: Word) -> bool:
+    """The ASR put a sentence end after this word."""
+    return word.text.strip().endswith((".", "?", "!"))
 
 
 UNSURE_PROB = 0.4
@@ -303,14 +307,11 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
     digits misheard around it ("to a 7 year old by 9, 6, 1, 6" for "seven seven zero five,
     nine six one six"); then over the unsure words beyond it."""
 
-    def digit_word(i: int) -> bool:
-        return written_digits(cores[i]) is not None or is_number_word(lows[i])
-
     def unsure(lo: int, hi: int) -> bool:  # words lo..hi-1: the stray digit and those between
         return all(float(words[i].probability) < _STRAY_UNSURE for i in range(lo, hi))
 
     def one_sentence(lo: int, hi: int) -> bool:  # no sentence ends after words lo..hi-1
-        return not any(words[i].text.strip().endswith((".", "?", "!")) for i in range(lo, hi))
+        return not any(_ends_sentence(words[i]) for i in range(lo, hi))
 
     out: list[_Cand] = []
     for k, c in enumerate(cands):
@@ -322,11 +323,14 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
                 grown = False
                 for gap in range(1, _STRAY_GAP + 1):
                     j = a - gap - 1
-                    if j >= lo and digit_word(j) and unsure(j, a) and one_sentence(j, a):
+                    if j >= lo and _number_like(cores, lows, j) and unsure(j, a) and one_sentence(j, a):
                         a, grown = j, True
                         break
                     j = b + gap + 1
-                    if j <= hi and digit_word(j) and unsure(b + 1, j + 1) and one_sentence(b, j):
+                    if (
+                        j <= hi and _number_like(cores, lows, j)
+                        and unsure(b + 1, j + 1) and one_sentence(b, j)
+                    ):
                         b, grown = j, True
                         break
             if (a, b) != (c.first, c.last):  # and over the unsure words beyond the stray digit
@@ -360,14 +364,14 @@ def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[
         a - 1 >= lo
         and first - (a - 1) <= _UNSURE_MAX
         and float(words[a - 1].probability) < UNSURE_PROB
-        and not words[a - 1].text.strip().endswith((".", "?", "!"))
+        and not _ends_sentence(words[a - 1])
     ):
         a -= 1
     while (
         b + 1 <= hi
         and (b + 1) - last <= _UNSURE_MAX
         and float(words[b + 1].probability) < UNSURE_PROB
-        and not words[b].text.strip().endswith((".", "?", "!"))
+        and not _ends_sentence(words[b])
     ):
         b += 1
     return a, b

@@ -490,6 +490,7 @@ _EMAIL_SIGNALS = frozenset(
 _EMAIL_SOUP_STOP = frozenset("please thanks thank any anytime if because".split())
 _EMAIL_SOUP_NOT_FIRST = frozenset("not my your same still wrong no changed".split())
 _TLD_WORDS = ("com", "come", "calm", "org", "net", "uk", "io")
+_TLD_SUFFIXES = tuple("." + t for t in _TLD_WORDS)  # ".com", ... ending a dotted word
 _CONTINUE_WORDS = frozenset("dot not period underscore at".split())
 _UNSURE_DOT = 0.5  # word probability under which its full stop may be a misheard "dot"
 
@@ -523,7 +524,7 @@ def find_spoken_email_soup(
                 complete and w not in _CONTINUE_WORDS and "." not in w and not spoken_dot
             ):
                 break
-            suffix = w.rstrip(".").endswith(tuple("." + t for t in _TLD_WORDS))
+            suffix = w.rstrip(".").endswith(_TLD_SUFFIXES)
             complete = suffix or (signals >= 1 and w in _TLD_WORDS)
             last = j
             if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w or spoken_dot:
