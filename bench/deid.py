@@ -120,6 +120,43 @@ def x_rt(audio_s: float, seconds: float) -> float:
     return audio_s / seconds if seconds > 0 else float("inf")
 
 
+def second_opinion_cost(
+    pipeline: object, recordings: list[bytes], max_snippet_s: float,
+    audio_s: float, speech_s: float, whole_wall: float, alone_wall: float,
+) -> dict[str, object]:
+    """What the PII second opinion (Whisper base) cost here, and would cost on every snippet.
+
+    It runs only where a PII cue meets unsure words, so its share depends on the speech; the
+    worst case is measured by timing it on the first recording's snippets and scaling to the
+    whole input's snippet audio.
+    """
+    from earshot.pipeline.deid import DeidPipeline
+
+    assert isinstance(pipeline, DeidPipeline)
+    asked = pipeline.timings.stages["second_opinion"]
+    print(f"\nPII second opinion (Whisper base): asked {asked.calls} time(s) in this run, "
+          f"{asked.wall_s:.2f} s wall")  # fmt: skip
+    if pipeline.second_opinion is None:
+        return {"enabled": False}
+    t0, c0 = time.perf_counter(), time.process_time()
+    model = pipeline.second_opinion.transcriber
+    load_wall, load_cpu = time.perf_counter() - t0, time.process_time() - c0
+    pieces = snippet_audio(recordings[0], max_snippet_s)
+    model.transcribe_batch(pieces[:2])  # warm
+    t0 = time.perf_counter()
+    model.transcribe_batch(pieces)
+    per_s = (time.perf_counter() - t0) / max(1e-9, sum(len(p) for p in pieces) / SAMPLE_RATE)
+    worst = whole_wall + per_s * speech_s
+    print(f"  its load (join check + hash + load, once per process, on first use): "
+          f"{load_wall:.2f} s wall / {load_cpu:.2f} s CPU")  # fmt: skip
+    print(f"  alone: {1 / per_s:.1f}x real time on the first recording's snippets; if every "
+          f"snippet needed it: whole path {x_rt(audio_s, worst):.1f}x, "
+          f"{worst / alone_wall:.2f}x the ASR stage alone")  # fmt: skip
+    return {"enabled": True, "asked": asked.calls, "wall_s": asked.wall_s, "load_wall_s": load_wall,
+            "load_cpu_s": load_cpu, "x_rt_alone": 1 / per_s,
+            "worst_case_x_rt": x_rt(audio_s, worst), "worst_case_ratio": worst / alone_wall}  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--minutes", type=float, default=4.0, help="minutes of speech (default 4)")
@@ -227,6 +264,9 @@ def main() -> int:
         "asr_wer": asr_wer,
         "load_avg_1m_end": os.getloadavg()[0],
     }  # fmt: skip
+
+    result["second_opinion"] = second_opinion_cost(pipeline, recordings, settings.max_snippet_s,
+                                                   audio_s, speech_s, whole_wall, alone.wall_s)
 
     if args.sweep:
         print("\nASR settings on the same snippets (x real time over the input, WER):")

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     asr_model_path: Path | None = None
     asr_model_sha256: str | None = None
     asr_threads: int = 2
+    # Whisper base re-hears snippets where a PII cue meets unsure words (pipeline.second_opinion)
+    second_opinion: bool = True
 
     # Review queue (read by review.policy.ReviewPolicy.from_settings).
     review_customer_window_days: float = Field(30.0, ge=0)

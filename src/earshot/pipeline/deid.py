@@ -34,9 +34,10 @@ from earshot.pipeline.types import SAMPLE_RATE, Audio, DeidSnippet, PiiSpan, Spa
 if TYPE_CHECKING:
     from earshot.config import Settings
     from earshot.pipeline.asr import Transcriber
+    from earshot.pipeline.second_opinion import SecondOpinion
     from earshot.pipeline.voice import VoiceAnonymiser
 
-STAGES = ("decode", "vad", "asr", "pii", "redact", "voice")
+STAGES = ("decode", "vad", "asr", "second_opinion", "pii", "redact", "voice")
 
 
 @dataclass
@@ -81,8 +82,10 @@ class DeidPipeline:
         redact_margin_s: float = 0.15,
         settings: Settings | None = None,
         voice_workers: int = 2,
+        second_opinion: SecondOpinion | None | bool = True,
     ) -> None:
         from earshot.pipeline.asr import get_transcriber
+        from earshot.pipeline.second_opinion import default_second_opinion
         from earshot.pipeline.voice import VoiceAnonymiser
 
         self.max_snippet_s = max_snippet_s
@@ -91,6 +94,10 @@ class DeidPipeline:
         self.vad = vad or get_vad()
         self.transcriber = transcriber or get_transcriber(settings)
         self.anonymiser = anonymiser or VoiceAnonymiser()
+        # True: Whisper base from the pinned wheels (loaded on first use); False/None: off.
+        if second_opinion is True:
+            second_opinion = default_second_opinion(settings)
+        self.second_opinion = second_opinion or None
         self._voice_pool = ThreadPoolExecutor(voice_workers, "earshot-voice") if voice_workers > 1 else None
         self.timings = Timings()
         self._warm_up()
@@ -151,18 +158,24 @@ class DeidPipeline:
         transcripts = self.transcribe_spans(audio, spans)
         pieces = [_cut(audio, span) for span in spans]
         found: list[tuple[list[PiiSpan], str, list[PiiSpan], Audio]] = []
-        for piece, transcript in zip(pieces, transcripts, strict=True):
-            duration = len(piece) / SAMPLE_RATE
+        durations = [len(piece) / SAMPLE_RATE for piece in pieces]
+        with self.timings.measure("pii"):
+            pii_of = [_clamp_spans(detect_pii(t), d) for t, d in zip(transcripts, durations, strict=True)]
+        heard_only = self._ask_second_opinion(pieces, transcripts, pii_of)
+        for piece, transcript, pii, extra, duration in zip(
+            pieces, transcripts, pii_of, heard_only, durations, strict=True
+        ):
             with self.timings.measure("pii"):
-                pii = _clamp_spans(detect_pii(transcript), duration)
                 masked = mask_transcript(transcript, pii)
             with self.timings.measure("redact"):
                 # Audio no recognised word accounts for was never checked for personal data (often
                 # the digits the ASR gave up on): silence it too, in the audio only; so is what
-                # lies beyond personal data that opens or closes the snippet.
+                # lies beyond personal data that opens or closes the snippet, and what only the
+                # second opinion heard where the first transcript has no word.
                 silenced = [
                     *to_snippet_edges(pii, len(transcript.words), duration),
                     *untranscribed_spans(transcript.words, duration, audio=piece),
+                    *extra,
                 ]
                 redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)
             found.append((pii, masked, silenced, redacted))
@@ -187,6 +200,34 @@ class DeidPipeline:
                 )
             )  # fmt: skip
         return out
+
+    def _ask_second_opinion(
+        self, pieces: list[Audio], transcripts: list[Transcript], pii_of: list[list[PiiSpan]]
+    ) -> list[list[PiiSpan]]:
+        """Where a PII cue is followed by unsure words and nothing was found, transcribe the
+        snippet again with the larger model and add what it finds (`pii_of` is updated in
+        place). Returns, per snippet, the spans only the second opinion has words for."""
+        from earshot.pipeline.pii import detect_pii
+        from earshot.pipeline.second_opinion import map_onto, merge_spans
+
+        extra: list[list[PiiSpan]] = [[] for _ in pieces]
+        if self.second_opinion is None:
+            return extra
+        with self.timings.measure("pii"):
+            asked = [
+                i for i, (t, p) in enumerate(zip(transcripts, pii_of, strict=True))
+                if self.second_opinion.wanted(t, p)
+            ]  # fmt: skip
+        if not asked:
+            return extra
+        with self.timings.measure("second_opinion"):
+            again = self.second_opinion.transcribe_batch([pieces[i] for i in asked])
+        with self.timings.measure("pii"):
+            for i, other in zip(asked, again, strict=True):
+                duration = len(pieces[i]) / SAMPLE_RATE
+                mapped, extra[i] = map_onto(transcripts[i], _clamp_spans(detect_pii(other), duration))
+                pii_of[i] = merge_spans(pii_of[i], mapped)
+        return extra
 
     def _anonymise_all(self, pieces: list[Audio], rng: np.random.Generator | None) -> list[Audio]:
         """The voice change of every snippet, in order, on the voice workers.

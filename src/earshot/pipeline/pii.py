@@ -24,8 +24,15 @@ import os
 import re
 from dataclasses import dataclass
 
-from earshot.pipeline.pii_names import FUNCTION_WORDS, find_garbled_names, find_names, gazetteer
+from earshot.pipeline.pii_names import (
+    FUNCTION_WORDS,
+    STRONG_CUES,
+    find_garbled_names,
+    find_names,
+    gazetteer,
+)
 from earshot.pipeline.pii_spoken import (
+    EMAIL_CUES,
     TEENS,
     TENS,
     UNITS,
@@ -449,6 +456,28 @@ def mask_transcript(transcript: Transcript, spans: list[PiiSpan]) -> str:
             out.append(text)
         i += 1
     return " ".join(out)
+
+
+# Every phrase after which personal data is expected (names, numbers, e-mails, addresses,
+# dates of birth); `second_opinion` asks a larger ASR model about what follows one.
+_ANY_CUE = PhraseIndex(
+    [
+        *STRONG_CUES,
+        *[(w,) for w in "tell call text ask hi hello dear contact message ring".split()],
+        ("this", "is"),
+        *[cue for cue, _typ in _NUMBER_CUES],
+        *[(w,) for w in _PHONE_CUES],
+        *_VALUE_TYPES,
+        *[(w,) for w in EMAIL_CUES],
+        *_ADDRESS_CUES,
+        *_DOB_CUES,
+    ]
+)
+
+
+def cue_ends(lows: list[str]) -> list[int]:
+    """Indices of the words (lower-cased, cleaned) that end a PII cue phrase."""
+    return [j for j in range(len(lows)) if _ANY_CUE.any_ending_at(lows, j)]
 
 
 # ------------------------------------------------------------------ helpers
