@@ -45,8 +45,21 @@ def test_no_cue_no_second_opinion_however_unsure() -> None:
     assert not needs_second_opinion(Transcript(""), [])
 
 
-def test_personal_data_found_after_the_cue_is_enough() -> None:
-    assert not needs_second_opinion(MISHEARD_NAME, [PiiSpan("NAME", 0.6, 1.2, 2, 3)])
+def test_personal_data_covering_the_unsure_words_is_enough() -> None:
+    assert not needs_second_opinion(MISHEARD_NAME, [PiiSpan("NAME", 0.6, 2.7, 2, 8)])
+
+
+def test_a_value_found_only_in_part_asks_again() -> None:
+    """"account 2563, no 25," for "account two five six three, double oh two five"."""
+    t = _heard(("Transfer", 0.9), ("it", 0.9), ("to", 0.96), ("account", 0.8), ("2563,", 0.6),
+               ("no", 0.14), ("25,", 0.42), ("today", 0.34))  # fmt: skip
+    assert needs_second_opinion(t, [PiiSpan("ACCOUNT", 1.2, 1.5, 4, 4)])
+    assert not needs_second_opinion(t, [PiiSpan("ACCOUNT", 1.2, 2.4, 4, 7)])
+
+
+def test_a_cue_glued_to_other_words_by_hyphens_still_counts() -> None:
+    t = _heard(("Short-code,", 0.11), ("6-stoubled-ine-ine,", 0.2), ("8-cent-run,", 0.54))
+    assert needs_second_opinion(t, [])
 
 
 def test_unsure_words_beyond_the_sentence_do_not_count() -> None:
@@ -60,18 +73,31 @@ def test_a_cue_that_ends_the_snippet_asks_again() -> None:
     assert needs_second_opinion(t, [])
 
 
+SECOND = _heard(("Please", 0.9), ("tell", 0.9), ("May,", 0.8), ("that", 0.9), ("the", 0.9),
+                ("parcel", 0.9), ("arrived.", 0.9))  # fmt: skip
+
+
 def test_second_spans_are_mapped_onto_the_first_transcripts_words() -> None:
-    mei = PiiSpan("NAME", 0.62, 1.0, 2, 2)  # "Mei" in the second transcript: 0.62-1.0 s
-    mapped, audio_only = map_onto(MISHEARD_NAME, [mei])
+    may = PiiSpan("NAME", 0.62, 1.0, 2, 2)  # "May" in the second transcript: 0.62-1.0 s
+    mapped, audio_only = map_onto(MISHEARD_NAME, SECOND, [may])
     # "me," (0.6-0.9) and "not" (0.9-1.2) overlap it; the timing is the union of both
     assert mapped == [PiiSpan("NAME", 0.6, pytest.approx(1.2), 2, 3)]
     assert audio_only == []
 
 
+def test_a_word_both_models_heard_outside_the_value_is_not_masked() -> None:
+    """Whisper's word edges are loose: the second model's "May" starts inside the first
+    model's "tell", which both heard; it stays, and the silence starts after it."""
+    may = PiiSpan("NAME", 0.45, 1.0, 2, 2)
+    (mapped,), _ = map_onto(MISHEARD_NAME, SECOND, [may])
+    assert (mapped.first_word, mapped.last_word) == (2, 3)  # "me, not", not "tell"
+    assert mapped.start_s == pytest.approx(0.6)  # clipped at the end of "tell"
+
+
 def test_a_span_no_first_word_overlaps_is_kept_for_the_audio() -> None:
     t = _heard(("My", 0.9), ("pin", 0.9), ("is", 0.9))
     pin = PiiSpan("PIN", 1.0, 2.2, 3, 6)  # the digits the first ASR dropped
-    mapped, audio_only = map_onto(t, [pin])
+    mapped, audio_only = map_onto(t, Transcript(""), [pin])
     assert mapped == [] and audio_only == [PiiSpan("PIN", 1.0, 2.2, -1, -1)]
 
 

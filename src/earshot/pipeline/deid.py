@@ -225,7 +225,7 @@ class DeidPipeline:
         with self.timings.measure("pii"):
             for i, other in zip(asked, again, strict=True):
                 duration = len(pieces[i]) / SAMPLE_RATE
-                mapped, extra[i] = map_onto(transcripts[i], _clamp_spans(detect_pii(other), duration))
+                mapped, extra[i] = map_onto(transcripts[i], other, _clamp_spans(detect_pii(other), duration))
                 pii_of[i] = merge_spans(pii_of[i], mapped)
         return extra
 

@@ -3,10 +3,11 @@
 Every PII miss left in the measurements (docs/deid-pipeline.md) is tiny.en hearing ordinary
 words where a name or address was said ("Please tell me, not if I are so derived." for "Please
 tell Mei that the parcel arrived"). Where a PII cue ("tell", "my name is", "account number",
-"email") is followed by words the fast ASR was unsure of and nothing was found there, the
+"email") is followed by words the fast ASR was unsure of that no personal data found covers, the
 snippet is transcribed again by Whisper base, and what the PII detector finds in that second
-transcript is silenced too. Only such snippets pay for the larger model (about twice tiny.en's
-cost); it is loaded on first use.
+transcript is silenced too. A value found only in part ("account 2563, no 25," for "two five six
+three, double oh two five") leaves unsure words after the cue and is asked about too. Only such
+snippets pay for the larger model (about twice tiny.en's cost); it is loaded on first use.
 """
 
 from __future__ import annotations
@@ -37,54 +38,78 @@ def needs_second_opinion(
     transcript: Transcript, spans: list[PiiSpan], options: SecondOpinionOptions | None = None
 ) -> bool:
     """True if a PII cue is followed, within the window and the sentence, by an unsure word
-    and no personal data was found there, or ends the snippet (the value may be dropped)."""
+    that no personal data found covers, or ends the snippet (the value may be dropped).
+
+    A word the ASR joined with hyphens counts as its last part ("Short-code," ends the cue
+    "code"): tiny.en glues words it is unsure of ("6-stoubled-ine-ine,").
+    """
     opts = options or SecondOpinionOptions()
     words = transcript.words
     if not words:
         return False
-    lows = [clean(w.text).lower() for w in words]
+    lows = [clean(w.text).lower().rsplit("-", 1)[-1] for w in words]
     covered = {i for s in spans for i in range(s.first_word, s.last_word + 1)}
     for k in cue_ends(lows):
         if k + 1 >= len(words):
             return True  # "my pin is" and nothing after it: the ASR may have dropped the value
         if words[k].text.strip().endswith((".", "?", "!")):
             continue
-        window: list[int] = []
         for j in range(k + 1, min(len(words), k + 1 + opts.window)):
-            window.append(j)
+            if j not in covered and float(words[j].probability) < opts.unsure_prob:
+                return True
             if words[j].text.strip().endswith((".", "?", "!")):
                 break
-        if any(j in covered for j in window):
-            continue
-        if any(float(words[j].probability) < opts.unsure_prob for j in window):
-            return True
     return False
 
 
 def map_onto(
-    primary: Transcript, other: list[PiiSpan], slack_s: float = 0.05
+    primary: Transcript, other: Transcript, spans: list[PiiSpan], slack_s: float = 0.05
 ) -> tuple[list[PiiSpan], list[PiiSpan]]:
-    """`other` (spans found in a second transcript of the same audio) as spans of `primary`'s
-    words, for the reviewer's masked text, and those no primary word overlaps (audio only).
+    """`spans` (found in `other`, a second transcript of the same audio) as spans of
+    `primary`'s words, for the reviewer's masked text, and those no primary word overlaps
+    (audio only).
 
-    A mapped span keeps the union of both timings, so the audio silenced is never less than
-    either transcript asked for.
+    A primary word the span overlaps in time is left out at the span's edges when both models
+    heard it as the same ordinary word outside the personal data ("tell" in "tell [May]"):
+    Whisper's word boundaries are loose, and the cue word before a value would otherwise be
+    masked with it. The silenced time is the union of both timings, clipped at such agreed
+    words.
     """
+    words = primary.words
+    in_span = {i for s in spans for i in range(s.first_word, s.last_word + 1)}
+    heard_outside = [
+        (clean(w.text).lower(), (w.start_s + w.end_s) / 2)
+        for i, w in enumerate(other.words)
+        if i not in in_span
+    ]
+
+    def agreed(i: int) -> bool:
+        low = clean(words[i].text).lower()
+        mid = (words[i].start_s + words[i].end_s) / 2
+        return bool(low) and any(t == low and abs(m - mid) < 0.5 for t, m in heard_outside)
+
     mapped: list[PiiSpan] = []
     audio_only: list[PiiSpan] = []
-    for s in other:
+    for s in spans:
         hit = [
-            i
-            for i, w in enumerate(primary.words)
+            i for i, w in enumerate(words)
             if w.end_s > s.start_s + slack_s and w.start_s < s.end_s - slack_s
-        ]
+        ]  # fmt: skip
+        while hit and agreed(hit[0]):
+            hit.pop(0)
+        while hit and agreed(hit[-1]):
+            hit.pop()
         if not hit:
             audio_only.append(PiiSpan(s.type, s.start_s, s.end_s, -1, -1))
             continue
         a, b = hit[0], hit[-1]
-        start = min(s.start_s, primary.words[a].start_s)
-        end = max(s.end_s, primary.words[b].end_s)
-        mapped.append(PiiSpan(s.type, start, end, a, b))
+        start = min(s.start_s, words[a].start_s)
+        end = max(s.end_s, words[b].end_s)
+        if a > 0 and agreed(a - 1):
+            start = max(start, words[a - 1].end_s)
+        if b + 1 < len(words) and agreed(b + 1):
+            end = min(end, words[b + 1].start_s)
+        mapped.append(PiiSpan(s.type, start, max(start, end), a, b))
     return mapped, audio_only
 
 
