@@ -222,6 +222,7 @@ def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
     assert phone["text_recovered_share_all"] == 0.0, seen  # the digits are masked in the text
     assert summary["non_pii_speech_audible"] > 0.8
     assert summary["groups"]["digits"]["text_recall"] in (None, 1.0)
+    assert isinstance(summary["second_opinion_asked"], int)  # how often Whisper base was asked
 
 
 @pytest.mark.slow

@@ -538,6 +538,12 @@ class _Path:
         out = redact_audio(audio, spans, margin_s=self.margin_s)
         return PathOutput(out, mask_transcript(tr, spans), spans, heard, [(0.0, out)])
 
+    def second_opinion_calls(self) -> int | None:
+        """How many `process` calls asked the second-opinion ASR (None: not this path)."""
+        if self._pipeline is None or getattr(self._pipeline, "second_opinion", None) is None:
+            return None
+        return int(self._pipeline.timings.stages["second_opinion"].calls)
+
     def transcript(self, audio: Audio) -> Transcript:
         """The product ASR's unmasked transcript of the original (for precision)."""
         return self.asr.transcribe(audio)
@@ -676,6 +682,8 @@ def run_pii_eval(
     summary.update(
         {
             "path": path.name,
+            # recordings (sentences) the pipeline asked Whisper base about (pipeline.second_opinion)
+            "second_opinion_asked": path.second_opinion_calls(),
             "attacker_asr": "faster-whisper tiny.en (int8, greedy), evaluation.asr.WhisperJudge",
             "voices": voices,
             "sentences": len(rows),
