@@ -223,6 +223,7 @@ def test_small_end_to_end_run(tmp_path, monkeypatch) -> None:
     assert summary["non_pii_speech_audible"] > 0.8
     assert summary["groups"]["digits"]["text_recall"] in (None, 1.0)
     assert isinstance(summary["second_opinion_asked"], int)  # how often Whisper base was asked
+    assert summary["pipeline_stage_wall_s"]["asr"] > 0  # where the path's time went
 
 
 @pytest.mark.slow

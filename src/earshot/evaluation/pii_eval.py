@@ -544,6 +544,12 @@ class _Path:
             return None
         return int(self._pipeline.timings.stages["second_opinion"].calls)
 
+    def stage_wall_s(self) -> dict[str, float] | None:
+        """Wall seconds the de-identification path spent per stage over the run."""
+        if self._pipeline is None:
+            return None
+        return {k: round(v.wall_s, 3) for k, v in self._pipeline.timings.stages.items()}
+
     def transcript(self, audio: Audio) -> Transcript:
         """The product ASR's unmasked transcript of the original (for precision)."""
         return self.asr.transcribe(audio)
@@ -684,6 +690,7 @@ def run_pii_eval(
             "path": path.name,
             # recordings (sentences) the pipeline asked Whisper base about (pipeline.second_opinion)
             "second_opinion_asked": path.second_opinion_calls(),
+            "pipeline_stage_wall_s": path.stage_wall_s(),
             "attacker_asr": "faster-whisper tiny.en (int8, greedy), evaluation.asr.WhisperJudge",
             "voices": voices,
             "sentences": len(rows),
