@@ -540,7 +540,7 @@ class _Path:
 
     def second_opinion_calls(self) -> int | None:
         """How many `process` calls asked the second-opinion ASR (None: not this path)."""
-        if self._pipeline is None or getattr(self._pipeline, "second_opinion", None) is None:
+        if self._pipeline is None or self._pipeline.second_opinion is None:
             return None
         return int(self._pipeline.timings.stages["second_opinion"].calls)
 

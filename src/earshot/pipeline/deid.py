@@ -161,7 +161,7 @@ class DeidPipeline:
         durations = [len(piece) / SAMPLE_RATE for piece in pieces]
         with self.timings.measure("pii"):
             pii_of = [_clamp_spans(detect_pii(t), d) for t, d in zip(transcripts, durations, strict=True)]
-        heard_only = self._ask_second_opinion(pieces, transcripts, pii_of)
+        heard_only = self._ask_second_opinion(pieces, durations, transcripts, pii_of)
         for piece, transcript, pii, extra, duration in zip(
             pieces, transcripts, pii_of, heard_only, durations, strict=True
         ):
@@ -202,7 +202,11 @@ class DeidPipeline:
         return out
 
     def _ask_second_opinion(
-        self, pieces: list[Audio], transcripts: list[Transcript], pii_of: list[list[PiiSpan]]
+        self,
+        pieces: list[Audio],
+        durations: list[float],
+        transcripts: list[Transcript],
+        pii_of: list[list[PiiSpan]],
     ) -> list[list[PiiSpan]]:
         """Where a PII cue is followed by unsure words and nothing was found, transcribe the
         snippet again with the larger model and add what it finds (`pii_of` is updated in
@@ -224,8 +228,8 @@ class DeidPipeline:
             again = self.second_opinion.transcribe_batch([pieces[i] for i in asked])
         with self.timings.measure("pii"):
             for i, other in zip(asked, again, strict=True):
-                duration = len(pieces[i]) / SAMPLE_RATE
-                mapped, extra[i] = map_onto(transcripts[i], other, _clamp_spans(detect_pii(other), duration))
+                found = _clamp_spans(detect_pii(other), durations[i])
+                mapped, extra[i] = map_onto(transcripts[i], other, found)
                 pii_of[i] = merge_spans(pii_of[i], mapped)
         return extra
 

@@ -261,7 +261,7 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
             j = first
             while j < n and j < first + 8 and lows[j] not in _VALUE_STOP:
                 last = j
-                if _ends_sentence(words[j]) and not _value_goes_on(
+                if ends_sentence(words[j]) and not _value_goes_on(
                     words, cores, lows, j + 1
                 ):
                     break
@@ -296,7 +296,7 @@ def _number_like(cores: list[str], lows: list[str], i: int) -> bool:
     return written_digits(cores[i]) is not None or is_number_word(lows[i])
 
 
-def _ends_sentence(word: Word) -> bool:
+def ends_sentence(word: Word) -> bool:
     """The ASR put a sentence end after this word."""
     return word.text.strip().endswith((".", "?", "!"))
 
@@ -318,7 +318,7 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
         return all(float(words[i].probability) < _STRAY_UNSURE for i in range(lo, hi))
 
     def one_sentence(lo: int, hi: int) -> bool:  # no sentence ends after words lo..hi-1
-        return not any(_ends_sentence(words[i]) for i in range(lo, hi))
+        return not any(ends_sentence(words[i]) for i in range(lo, hi))
 
     out: list[_Cand] = []
     for k, c in enumerate(cands):
@@ -371,14 +371,14 @@ def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[
         a - 1 >= lo
         and first - (a - 1) <= _UNSURE_MAX
         and float(words[a - 1].probability) < UNSURE_PROB
-        and not _ends_sentence(words[a - 1])
+        and not ends_sentence(words[a - 1])
     ):
         a -= 1
     while (
         b + 1 <= hi
         and (b + 1) - last <= _UNSURE_MAX
         and float(words[b + 1].probability) < UNSURE_PROB
-        and not _ends_sentence(words[b])
+        and not ends_sentence(words[b])
     ):
         b += 1
     return a, b

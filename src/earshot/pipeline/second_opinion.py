@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from earshot.pipeline.pii import cue_ends
+from earshot.pipeline.pii import cue_ends, ends_sentence
 from earshot.pipeline.pii_spoken import clean
 from earshot.pipeline.types import Audio, PiiSpan, Transcript
 
@@ -52,12 +52,12 @@ def needs_second_opinion(
     for k in cue_ends(lows):
         if k + 1 >= len(words):
             return True  # "my pin is" and nothing after it: the ASR may have dropped the value
-        if words[k].text.strip().endswith((".", "?", "!")):
+        if ends_sentence(words[k]):
             continue
         for j in range(k + 1, min(len(words), k + 1 + opts.window)):
             if j not in covered and float(words[j].probability) < opts.unsure_prob:
                 return True
-            if words[j].text.strip().endswith((".", "?", "!")):
+            if ends_sentence(words[j]):
                 break
     return False
 
