@@ -39,6 +39,13 @@ def test_confident_words_after_a_cue_do_not() -> None:
     assert not needs_second_opinion(t, [])
 
 
+def test_talking_with_is_a_name_cue_but_a_bare_with_is_not() -> None:
+    """Seed 3's "I was talking with Kwame Haddad" was heard as unsure ordinary words."""
+    after = [("Kwan", 0.4), ("my", 0.5), ("head", 0.3), ("yesterday.", 0.9)]
+    assert needs_second_opinion(_heard(("I", 0.9), ("was", 0.9), ("talking", 0.9), ("with", 0.9), *after), [])
+    assert not needs_second_opinion(_heard(("I", 0.9), ("came", 0.9), ("with", 0.9), *after), [])
+
+
 def test_no_cue_no_second_opinion_however_unsure() -> None:
     t = _heard(("Kids", 0.3), ("are", 0.2), ("talking", 0.4), ("by", 0.3), ("the", 0.2), ("door.", 0.3))
     assert not needs_second_opinion(t, [])
@@ -142,3 +149,5 @@ def test_whisper_base_hears_a_name_and_the_detector_finds_it(say) -> None:  # no
     assert "robert" in heard.text.lower()
     assert [s.type for s in detect_pii(heard)] == ["NAME"]
     assert all(w.end_s > w.start_s for w in heard.words)
+    # one replica on every thread (a single asked snippet would otherwise leave a core idle)
+    assert opinion.transcriber.options.workers == 1

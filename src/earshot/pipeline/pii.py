@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from earshot.pipeline.pii_names import (
     FUNCTION_WORDS,
-    STRONG_CUES,
+    UNSURE_NAME_CUES,
     find_garbled_names,
     find_names,
     gazetteer,
@@ -462,9 +462,8 @@ def mask_transcript(transcript: Transcript, spans: list[PiiSpan]) -> str:
 # dates of birth); `second_opinion` asks a larger ASR model about what follows one.
 _ANY_CUE = PhraseIndex(
     [
-        *STRONG_CUES,
-        *[(w,) for w in "tell call text ask hi hello dear contact message ring".split()],
-        ("this", "is"),
+        *UNSURE_NAME_CUES,  # bare "with" is left out: too common to ask about
+        *[(w,) for w in "contact message ring".split()],
         *[cue for cue, _typ in _NUMBER_CUES],
         *[(w,) for w in _PHONE_CUES],
         *_VALUE_TYPES,

@@ -208,11 +208,13 @@ def find_names(cores: list[str], sentence_start: list[bool]) -> list[tuple[int, 
     return spans
 
 
-# After these cues a low-confidence stretch is most likely a name the ASR could not spell.
-_GARBLE_CUES = PhraseIndex(
-    [*STRONG_CUES, ("tell",), ("call",), ("text",), ("ask",), ("this", "is"), ("hi",),
-     ("hello",), ("dear",), ("talking", "with"), ("with",)]
+# After these cues a low-confidence stretch is most likely a name the ASR could not spell
+# (also the name cues after which `second_opinion` asks a larger ASR about unsure words).
+UNSURE_NAME_CUES: tuple[tuple[str, ...], ...] = (
+    *STRONG_CUES, ("tell",), ("call",), ("text",), ("ask",), ("this", "is"), ("hi",),
+    ("hello",), ("dear",), ("talking", "with"),
 )  # fmt: skip
+_GARBLE_CUES = PhraseIndex([*UNSURE_NAME_CUES, ("with",)])
 _GARBLE_STOP = frozenset(
     "at to in on from with about for that and but so because if yesterday today tomorrow "
     "tonight please thanks thank".split()
