@@ -92,6 +92,10 @@ def test_digit_runs_spoken_and_written(text: str, expected: str) -> None:
         ("You can write to me at quin .goat email .com anytime.", "You can write to me at [EMAIL] anytime."),
         ("My email is www .ingrid .co .co.", "My email is [EMAIL]."),
         ("Send the details to kwen.goatemail.com please.", "Send the details to [EMAIL] please."),
+        # glued with hyphens, "not" for "dot" (tiny.en, seed 8)
+        ("You can write to me at rah-m-t-not-more-out-look-not-com anytime.",
+         "You can write to me at [EMAIL] anytime."),
+        ("You can write to me at half-past-ten anytime.", "You can write to me at half-past-ten anytime."),
         # "underscore" heard as two words, the rest misheard, a lone ".com" at the end
         ("Send the details to, look under score, ran an example .com. Please.",
          "Send the details to, [EMAIL]. Please."),

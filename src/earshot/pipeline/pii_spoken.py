@@ -524,11 +524,16 @@ def find_spoken_email_soup(
                 complete and w not in _CONTINUE_WORDS and "." not in w and not spoken_dot
             ):
                 break
+            # the ASR glues words it is unsure of with hyphens: "rah-m-t-not-more-out-look-not-com"
+            parts = [p for p in w.split("-") if p] if "-" in w else []
             suffix = w.rstrip(".").endswith(_TLD_SUFFIXES)
             complete = suffix or (signals >= 1 and w in _TLD_WORDS)
             last = j
             if w in _EMAIL_SIGNALS or "." in w.rstrip(".") or "@" in w or spoken_dot:
                 signals += 1
+            if len(parts) > 1:
+                signals += sum(p in _EMAIL_SIGNALS for p in parts)
+                complete = complete or (signals >= 2 and parts[-1] in _TLD_WORDS)
             if suffix or _split_underscore(lows, j):
                 signals += 1  # "example.com", ".com", "under score": an address on their own
             unsure = probs is not None and probs[j] < _UNSURE_DOT
