@@ -149,5 +149,3 @@ def test_whisper_base_hears_a_name_and_the_detector_finds_it(say) -> None:  # no
     assert "robert" in heard.text.lower()
     assert [s.type for s in detect_pii(heard)] == ["NAME"]
     assert all(w.end_s > w.start_s for w in heard.words)
-    # one replica on every thread (a single asked snippet would otherwise leave a core idle)
-    assert opinion.transcriber.options.workers == 1

@@ -170,18 +170,11 @@ def default_second_opinion(settings: Settings | None = None) -> SecondOpinion | 
     threads = settings.asr_threads
 
     def load() -> WhisperTranscriber:
-        from earshot.pipeline.asr import AsrOptions, WhisperTranscriber
+        from earshot.pipeline.asr import WhisperTranscriber
         from earshot.pipeline.asr_base import BASE_MODEL_SHA256, whisper_base_model_dir
 
-        # One replica on all the threads: base's larger matrices use two threads well, and a
-        # second opinion is usually one snippet, which one of two one-thread replicas would run
-        # alone (measured on two cores: 24 snippets one at a time 7.4 s -> 5.6 s; batched
-        # 3.8 s -> 3.5 s; tiny.en gains less and keeps its two replicas).
         return WhisperTranscriber(
-            whisper_base_model_dir(),
-            expected_sha256=BASE_MODEL_SHA256,
-            cpu_threads=threads,
-            options=AsrOptions(workers=1),
+            whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256, cpu_threads=threads
         )
 
     return SecondOpinion(load)
