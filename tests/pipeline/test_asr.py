@@ -89,6 +89,27 @@ def test_parallel_replicas_match_one_replica_in_input_order(transcriber, say) ->
         assert _recall(text, t.text) >= 0.6
 
 
+def test_a_single_batch_goes_to_the_two_thread_replica(monkeypatch, transcriber, say) -> None:  # noqa: ANN001
+    """A one-snippet call would leave one of the two one-thread replicas idle."""
+    audios = [say("Please call me tomorrow morning."), say("Thank you for your help.", "en-us+f2")]
+    used: list[object] = []
+    encode = transcriber._encode
+
+    def spy(feats, model):  # noqa: ANN001, ANN202
+        used.append(model)
+        return encode(feats, model)
+
+    monkeypatch.setattr(transcriber, "_encode", spy)
+    (alone,) = transcriber.transcribe_batch([audios[0]])
+    assert used == [transcriber._solo] and transcriber._solo is not transcriber._model
+    used.clear()
+    batched = transcriber.transcribe_batch(audios)  # two batches: the two one-thread replicas
+    assert used == [transcriber._model, transcriber._model]
+    assert batched[0].text == alone.text
+    plain = WhisperTranscriber(options=AsrOptions(solo_replica=False))
+    assert plain._solo is None and plain.transcribe(audios[0]).text == alone.text
+
+
 def test_blas_held_to_one_thread_while_transcribing(monkeypatch, transcriber, sentence) -> None:  # noqa: ANN001
     from threadpoolctl import threadpool_info
 
@@ -99,9 +120,9 @@ def test_blas_held_to_one_thread_while_transcribing(monkeypatch, transcriber, se
     seen: list[list[int]] = []
     encode = transcriber._encode
 
-    def spy(feats):  # noqa: ANN001, ANN202
+    def spy(feats, model):  # noqa: ANN001, ANN202
         seen.append(blas_threads())
-        return encode(feats)
+        return encode(feats, model)
 
     monkeypatch.setattr(transcriber, "_encode", spy)
     transcriber.transcribe_batch([sentence, sentence[: SAMPLE_RATE * 2]])
