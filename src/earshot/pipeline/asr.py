@@ -148,24 +148,20 @@ class WhisperTranscriber:
         verify_model(model_dir, expected_sha256 or PINNED_MODEL_SHA256)
         self.options = options or AsrOptions()
         self._workers = max(1, min(self.options.workers, cpu_threads))
-        self._model = WhisperModel(
-            str(model_dir),
-            device="cpu",
-            compute_type=self.options.compute_type,
-            cpu_threads=max(1, cpu_threads // self._workers),
-            num_workers=self._workers,
-            local_files_only=True,
-        )
-        self._solo: WhisperModel | None = None
-        if self._workers > 1 and self.options.solo_replica:
-            self._solo = WhisperModel(
+
+        def replicas(threads: int, workers: int) -> WhisperModel:
+            return WhisperModel(
                 str(model_dir),
                 device="cpu",
                 compute_type=self.options.compute_type,
-                cpu_threads=cpu_threads,
-                num_workers=1,
+                cpu_threads=threads,
+                num_workers=workers,
                 local_files_only=True,
             )
+
+        self._model = replicas(max(1, cpu_threads // self._workers), self._workers)
+        # one replica on every thread, for calls that make a single batch
+        self._solo = replicas(cpu_threads, 1) if self._workers > 1 and self.options.solo_replica else None
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer,
             self._model.model.is_multilingual,
