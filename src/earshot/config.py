@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     asr_backend: Literal["whisper", "pocketsphinx"] = "whisper"
     asr_model_path: Path | None = None
     asr_model_sha256: str | None = None
+    # Threads of one pipeline process (ASR replicas and voice change); `earshot worker` shares
+    # the cores out between its processes unless this is set.
     asr_threads: int = 2
     # Whisper base re-hears snippets where a PII cue meets unsure words (pipeline.second_opinion)
     second_opinion: bool = True

@@ -53,7 +53,12 @@ def serve(
     _serve(dep, host, port, workers)
 
 
-def worker(data_dir: DataDir = DEFAULT, concurrency: int = typer.Option(1, "--concurrency", min=1)) -> None:
+def worker(
+    data_dir: DataDir = DEFAULT,
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, help="Worker processes (default: one per core, cores shared out)."
+    ),
+) -> None:
     """Run a Celery pipeline worker (needs task_runner = "celery" and a broker)."""
     from earshot.pipeline.celery_app import run_worker
 

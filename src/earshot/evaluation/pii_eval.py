@@ -507,7 +507,7 @@ class _Path:
         try:
             from earshot.pipeline.deid import DeidPipeline
 
-            self._pipeline = DeidPipeline()
+            self._pipeline = DeidPipeline(preload=True)  # stage timings without model loads
             self.name = "earshot.pipeline.deid.DeidPipeline"
             self.anonymises = True
             self.margin_s = float(getattr(self._pipeline, "redact_margin_s", self.margin_s))

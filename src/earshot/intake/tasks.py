@@ -20,17 +20,20 @@ from earshot.review.services import add_snippet, remove_snippet
 log = logging.getLogger("earshot.intake")
 
 
+# The settings a DeidPipeline is built from; the cache is keyed on exactly these.
+PIPELINE_FIELDS = ("max_snippet_s", "asr_backend", "asr_model_path", "asr_model_sha256", "asr_threads",
+                   "second_opinion")  # fmt: skip
+
+
 @lru_cache(maxsize=2)
-def _pipeline(max_snippet_s: float, model_path: str | None, model_sha256: str | None) -> DeidPipeline:
-    return DeidPipeline.from_settings(
-        Settings(max_snippet_s=max_snippet_s, asr_model_path=model_path, asr_model_sha256=model_sha256)
-    )
+def _pipeline(values: tuple[tuple[str, object], ...]) -> DeidPipeline:
+    return DeidPipeline.from_settings(Settings(**dict(values)), preload=True)
 
 
 def pipeline_for(settings: Settings) -> DeidPipeline:
-    """One pipeline (models loaded once) per process and configuration."""
-    path = str(settings.asr_model_path) if settings.asr_model_path else None
-    return _pipeline(settings.max_snippet_s, path, settings.asr_model_sha256)
+    """One pipeline per process and pipeline configuration, every model loaded when it is built
+    (a worker's first recording with a rare token does not wait seconds for Presidio)."""
+    return _pipeline(tuple((name, getattr(settings, name)) for name in PIPELINE_FIELDS))
 
 
 def process_recording(deployment: Deployment, recording_id: str) -> None:

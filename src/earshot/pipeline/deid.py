@@ -83,6 +83,7 @@ class DeidPipeline:
         settings: Settings | None = None,
         voice_workers: int = 2,
         second_opinion: SecondOpinion | None | bool = True,
+        preload: bool = False,
     ) -> None:
         from earshot.pipeline.asr import get_transcriber
         from earshot.pipeline.second_opinion import default_second_opinion
@@ -100,20 +101,38 @@ class DeidPipeline:
         self.second_opinion = second_opinion or None
         self._voice_pool = ThreadPoolExecutor(voice_workers, "earshot-voice") if voice_workers > 1 else None
         self.timings = Timings()
-        self._warm_up()
+        self._warm_up(preload)
 
-    def _warm_up(self) -> None:
-        """Load what the PII detector loads lazily (recognisers, gazetteer) now, not mid-request."""
+    def _warm_up(self, preload: bool) -> None:
+        """Load what the PII detector loads lazily (recognisers, gazetteer) now, not mid-request.
+
+        With `preload` (a long-lived process) also what only some recordings need: the Presidio
+        engine (about 3 s to import spaCy and build, needed for mixed letter-digit tokens) and
+        the second-opinion model, so that no upload waits for a load.
+        """
         from earshot.pipeline.pii import detect_pii
         from earshot.pipeline.types import Word
 
         words = [Word("call", 0.0, 0.3), Word("Anna", 0.3, 0.6), Word("on", 0.6, 0.7)]
         detect_pii(Transcript(text="call Anna on", words=words))
+        if preload:
+            from earshot.pipeline.pii_presidio import analyzer
+
+            analyzer()
+            if self.second_opinion is not None:
+                self.second_opinion.transcriber  # noqa: B018 - loads the model
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DeidPipeline:
-        """The pipeline a deployment's settings describe (snippet length, ASR model and hash)."""
-        return cls(max_snippet_s=settings.max_snippet_s, settings=settings)
+    def from_settings(cls, settings: Settings, *, preload: bool = False) -> DeidPipeline:
+        """The pipeline a deployment's settings describe (snippet length, ASR model, hash and
+        threads; the voice change runs on as many threads as the ASR). `preload`: load every
+        model now (for long-lived processes) instead of on first use."""
+        return cls(
+            max_snippet_s=settings.max_snippet_s,
+            settings=settings,
+            voice_workers=settings.asr_threads,
+            preload=preload,
+        )
 
     # -- stages --------------------------------------------------------------------------
 
