@@ -16,6 +16,7 @@ PG = os.environ.get("EARSHOT_TEST_POSTGRES_URL")
 
 RUNS: list[tuple[str, list[str]]] = [
     ("deid", ["deid.py"]),
+    ("deid_workers", ["deid_workers.py", "--layouts", "1x2", "2x1"]),
     ("audit", ["audit.py", "--records", "1000000"]),
     ("erasure", ["erasure.py", "--counts", "1,10000", "--repeat", "5"]),
     ("watermark", ["watermark.py", "--candidates", "5000", "--trims", "3"]),
