@@ -55,6 +55,9 @@ def test_eer_needs_both_kinds_of_trials() -> None:
 def test_text_normalisation_and_wer() -> None:
     assert normalise_text("Kids are talking, by the DOOR!") == "kids are talking by the door"
     assert normalise_text("I have 2 dogs.") == "i have two dogs"
+    # a digit string counts the same however the ASR writes it
+    for said in ("7, 3, 1, 0", "7310", "seven three one zero", "7-3-10"):
+        assert normalise_text(f"Call {said}.") == "call seven three one zero"
     refs = ["kids are talking by the door", "dogs are sitting by the door"]
     assert word_error_rate(refs, ["Kids are talking by the door.", "Dogs are sitting by the door"]) == 0.0
     # one substitution + one deletion over 12 reference words

@@ -37,6 +37,15 @@ def eval_cmd(
         help="MANIFEST.tsv of single spoken digits by real speakers (e.g. ../shared/data/fsdd): "
         "with --pii, also plant numbers joined from them.",
     ),
+    join: int = typer.Option(
+        1, "--join", min=1, help="Join N rows of one speaker into each test utterance (e.g. single digits)."
+    ),
+    attacker: Path | None = typer.Option(
+        None,
+        "--attacker",
+        help="MANIFEST.tsv of other speakers the semi-informed attacker trains on; then every "
+        "speaker of MANIFEST is a test speaker.",
+    ),
 ) -> None:
     """Speaker-verification EER (three attackers) and WER on original vs anonymised speech."""
     from rich.console import Console
@@ -77,7 +86,8 @@ def eval_cmd(
             report = run_eval(
                 manifest, out, anonymisers=anonymisers, limit=limit, seed=seed,
                 with_asr=asr, pii=pii, judge_name=judge, judge_beam=beam, draws=draws,
-                telephone=telephone, pii_digits=pii_digits, progress=progress,
+                telephone=telephone, pii_digits=pii_digits, join=join, attacker_manifest=attacker,
+                progress=progress,
             )
         except (ManifestError, JudgeModelError) as exc:
             raise fail(str(exc)) from None

@@ -18,11 +18,13 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class Utterance:
-    """One manifest row: audio path (absolute), speaker label, reference transcript."""
+    """One manifest row: audio path (absolute), speaker label, reference transcript; `parts`:
+    the further files of an utterance joined from several rows (`join_utterances`)."""
 
     path: Path
     speaker: str
     transcript: str
+    parts: tuple[Path, ...] = ()
 
 
 def read_manifest(manifest: Path) -> list[Utterance]:
@@ -63,6 +65,39 @@ def limit_balanced(rows: list[Utterance], limit: int | None) -> list[Utterance]:
         depth += 1
     order = {id(r): i for i, r in enumerate(rows)}
     return sorted(chosen, key=lambda r: order[id(r)])
+
+
+def join_utterances(rows: list[Utterance], k: int, seed: int = 0) -> list[Utterance]:
+    """Utterances of `k` rows each, of one speaker (in a seeded random order within the speaker,
+    so that joined single digits make digit strings, not "zero zero zero"); an incomplete last
+    group is dropped. Speakers keep their order of first appearance."""
+    if k <= 1:
+        return list(rows)
+    by_spk: dict[str, list[Utterance]] = {}
+    for r in rows:
+        by_spk.setdefault(r.speaker, []).append(r)
+    out: list[Utterance] = []
+    for n, (spk, items) in enumerate(by_spk.items()):
+        order = np.random.default_rng([seed, n]).permutation(len(items))
+        for g in range(len(items) // k):
+            group = [items[i] for i in order[g * k : (g + 1) * k]]
+            out.append(Utterance(
+                group[0].path, spk, " ".join(u.transcript for u in group),
+                tuple(u.path for u in group[1:]),
+            ))  # fmt: skip
+    return out
+
+
+JOIN_GAP_S = 0.2
+
+
+def load_utterance(utt: Utterance) -> Audio:
+    """The utterance's audio: its file, or its files joined with `JOIN_GAP_S` of silence."""
+    if not utt.parts:
+        return load_audio(utt.path)
+    gap = np.zeros(int(JOIN_GAP_S * SAMPLE_RATE), np.float32)
+    pieces = [load_audio(p) for p in (utt.path, *utt.parts)]
+    return np.concatenate([x for p in pieces for x in (p, gap)][:-1])
 
 
 def load_audio(path: Path) -> Audio:

@@ -62,10 +62,12 @@ _NUMBERS = {
 
 
 def normalise_text(text: str) -> str:
-    """Lower-case, drop punctuation, spell single digits, collapse spaces (Whisper-style light)."""
+    """Lower-case, drop punctuation, spell every digit as a word, collapse spaces (Whisper-style
+    light). Digit by digit, so "7, 3, 1", "731" and "seven three one" all count the same: the
+    way a digit string is written says nothing about whether it was heard."""
     t = text.lower().replace("’", "'")
     t = re.sub(r"[^a-z0-9' ]+", " ", t)
-    t = re.sub(r"\b(\d)\b", lambda m: _NUMBERS[m.group(1)], t)
+    t = re.sub(r"\d", lambda m: f" {_NUMBERS[m.group()]} ", t)
     t = re.sub(r"'(?!\w)|(?<!\w)'", " ", t)
     return " ".join(t.split())
 

@@ -24,7 +24,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from earshot.evaluation.manifest import Utterance, limit_balanced, load_audio, read_manifest, telephone_band
+from earshot.evaluation.manifest import (
+    Utterance,
+    join_utterances,
+    limit_balanced,
+    load_utterance,
+    read_manifest,
+    telephone_band,
+)
 from earshot.evaluation.metrics import compute_eer, det_points, word_error_rate
 from earshot.pipeline.types import SAMPLE_RATE, Audio
 
@@ -58,13 +65,18 @@ class _Split:
     trial: np.ndarray  # bool mask over rows (subset of test)
 
 
-def make_split(rows: list[Utterance]) -> _Split:
-    """Attacker/test speaker halves and the enrol/trial split inside the test half."""
+def make_split(rows: list[Utterance], attacker_speakers: set[str] | None = None) -> _Split:
+    """Attacker/test speaker halves and the enrol/trial split inside the test half.
+
+    `attacker_speakers`: the attacker's speakers, given (from another manifest); every other
+    speaker is a test speaker."""
     from earshot.evaluation.speaker import split_enrol_trial
 
     speakers = sorted({r.speaker for r in rows})
     spk = np.array([r.speaker for r in rows])
-    if len(speakers) >= 4:
+    if attacker_speakers is not None:
+        backend_spk = set(attacker_speakers)
+    elif len(speakers) >= 4:
         backend_spk = set(speakers[: len(speakers) // 2])
     else:
         backend_spk = set()
@@ -109,6 +121,8 @@ def run_eval(
     draws: int = 1,
     telephone: bool = False,
     pii_digits: Path | None = None,
+    join: int = 1,
+    attacker_manifest: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write report.json and report.html into `out_dir`, return it.
@@ -120,6 +134,10 @@ def run_eval(
     alike), as a call recorded at 8 kHz reaches the pipeline.
     `pii_digits`: a manifest of single spoken digits (real speakers); with `pii`, numbers
     joined from them are planted too (`evaluation.real_digits`).
+    `join`: every test utterance is `join` rows of one speaker joined (short rows such as single
+    digits; `manifest.join_utterances`), before `limit`.
+    `attacker_manifest`: the semi-informed attacker trains on this manifest's speakers (all of
+    them), and every speaker of `manifest` is a test speaker.
     """
     from earshot.evaluation.speaker import SpeakerEncoder, score_trials
 
@@ -131,18 +149,26 @@ def run_eval(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    rows = limit_balanced(read_manifest(manifest), limit)
+    rows = limit_balanced(join_utterances(read_manifest(manifest), join, seed=0), limit)
+    attacker_speakers = None
+    if attacker_manifest is not None:
+        attacker_rows = [
+            Utterance(r.path, "attacker:" + r.speaker, r.transcript, r.parts)
+            for r in read_manifest(attacker_manifest)
+        ]
+        attacker_speakers = {r.speaker for r in attacker_rows}
+        rows = rows + attacker_rows
     bank = None
     if pii and pii_digits is not None:  # a bad digit manifest fails now, not after the EERs
         from earshot.evaluation.real_digits import DigitBank
 
         bank = DigitBank.from_manifest(pii_digits)
-    split = make_split(rows)
+    split = make_split(rows, attacker_speakers)
     spk = [r.speaker for r in rows]
     audio: list[Audio] = []
     for i, r in enumerate(rows):
         progress("load audio", i, len(rows))
-        audio.append(telephone_band(load_audio(r.path)) if telephone else load_audio(r.path))
+        audio.append(telephone_band(load_utterance(r)) if telephone else load_utterance(r))
     progress("load audio", len(rows), len(rows))
     durations = np.array([len(a) / SAMPLE_RATE for a in audio])
 
@@ -160,6 +186,8 @@ def run_eval(
     report: dict[str, Any] = {
         "manifest": Path(manifest).parent.name,
         "n_utterances": len(rows),
+        "joined_rows_per_utterance": join,
+        "attacker_manifest": Path(attacker_manifest).parent.name if attacker_manifest else None,
         "n_speakers": len(set(spk)),
         "n_test_speakers": n_test_spk,
         "n_test_utterances": int(split.test.sum()),
