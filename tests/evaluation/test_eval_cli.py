@@ -221,3 +221,43 @@ def test_a_digit_manifest_without_digits_fails_before_any_work(tmp_path: Path) -
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 1 and "all ten digits" in result.output
     assert not (out / "report.json").exists()
+
+
+FSDD = DATA.parent / "fsdd"
+
+
+def test_join_makes_digit_strings_of_one_speaker() -> None:
+    from earshot.evaluation.manifest import JOIN_GAP_S, Utterance, join_utterances, load_utterance
+
+    rows = [Utterance(Path(f"/x/{s}{d}_{i}.wav"), s, w) for s in "ab" for i in range(5)
+            for d, w in enumerate(["zero", "one", "two", "three"])]  # fmt: skip
+    joined = join_utterances(rows, 8, seed=0)
+    assert len(joined) == 4 and [u.speaker for u in joined] == ["a", "a", "b", "b"]  # 20 rows: 2 full groups
+    for u in joined:
+        assert len(u.transcript.split()) == 8 and len(u.parts) == 7
+        assert all(p.name.startswith(u.speaker) for p in (u.path, *u.parts))
+        assert len(set(u.transcript.split())) > 1  # shuffled within the speaker, not "zero zero ..."
+    assert join_utterances(rows, 8, seed=0) == joined  # seeded
+    assert join_utterances(rows, 1) == rows
+    if (FSDD / "MANIFEST.tsv").is_file():
+        one = join_utterances(read_manifest(FSDD / "MANIFEST.tsv"), 3)[0]
+        audio = load_utterance(one)
+        parts = sum(len(load_utterance(Utterance(p, "s", "t"))) for p in (one.path, *one.parts))
+        assert len(audio) == parts + 2 * int(JOIN_GAP_S * 16000)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (FSDD / "MANIFEST.tsv").is_file(), reason="shared data absent")
+def test_joined_digits_against_an_attacker_trained_on_other_speakers(tmp_path: Path) -> None:
+    """--join N --attacker M: every speaker of the manifest is tested, the back-end is M's."""
+    attacker = _tiny_manifest(tmp_path, n_speakers=3, per_speaker=2)
+    out = tmp_path / "report"
+    args = [str(FSDD / "MANIFEST.tsv"), "--out", str(out), "--join", "4", "--limit", "18",
+            "--attacker", str(attacker)]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_test_speakers"] == 6 and report["n_attacker_speakers"] == 3
+    assert report["joined_rows_per_utterance"] == 4 and report["n_test_utterances"] == 18
+    assert "semi_informed" in report["systems"]["earshot"]["eer"]
+    assert report["original"]["wer"] < 0.5  # digit strings, however Whisper writes them

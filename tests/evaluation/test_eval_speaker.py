@@ -76,3 +76,12 @@ def test_backend_needs_two_speakers() -> None:
     emb, labels = _clusters(1, 4, 0.1)
     with pytest.raises(ValueError):
         LdaBackend().fit(emb, labels)
+
+
+def test_given_attacker_speakers_leave_every_other_speaker_to_the_test() -> None:
+    speakers = ["a", "b", "attacker:x", "attacker:y"]
+    rows = [Utterance(Path(f"{s}{i}.wav"), s, "x") for s in speakers for i in range(3)]
+    split = make_split(rows, attacker_speakers={"attacker:x", "attacker:y"})
+    spk = np.array([r.speaker for r in rows])
+    assert set(spk[split.backend]) == {"attacker:x", "attacker:y"}
+    assert set(spk[split.test]) == {"a", "b"}
