@@ -124,6 +124,23 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def share_cores(settings: Settings, processes: int, cores: int) -> Settings:
+    """`settings` for one of `processes` pipeline processes on `cores` cores: unless `asr_threads`
+    was set explicitly, each gets its share (at least one), so that together they never run more
+    pipeline threads than there are cores (measured in bench/deid_workers.py)."""
+    if "asr_threads" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"asr_threads": max(1, cores // max(1, processes))})
+
+
 def load_settings(data_dir: Path | str | None = None, **overrides: object) -> Settings:
     """Build settings for `data_dir` (or `EARSHOT_DATA_DIR`, or `./earshot-data`)."""
     if data_dir is not None:

@@ -21,3 +21,11 @@ def test_the_cores_are_shared_out_between_the_processes_asked_for() -> None:
 def test_threads_set_by_the_operator_are_kept() -> None:
     settings, processes = worker_layout(Settings(asr_threads=2), 2, cores=2)
     assert (processes, settings.asr_threads) == (2, 2)
+
+
+def test_threads_from_the_settings_file_count_as_set(tmp_path) -> None:  # noqa: ANN001
+    from earshot.config import load_settings
+
+    (tmp_path / "earshot.toml").write_text("asr_threads = 2\n")
+    assert worker_layout(load_settings(tmp_path), None, cores=2)[0].asr_threads == 2
+    assert worker_layout(load_settings(tmp_path / "other"), None, cores=2)[0].asr_threads == 1

@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import func, select
 
 from earshot.cli.common import DEFAULT, DataDir
-from earshot.config import SETTINGS_FILE, load_settings, write_settings_file
+from earshot.config import SETTINGS_FILE, load_settings, share_cores, usable_cores, write_settings_file
 from earshot.deployment import Deployment
 
 SAMPLES = Path(__file__).resolve().parent.parent / "demo" / "samples"
@@ -33,6 +33,9 @@ def _serve(dep: Deployment, host: str, port: int, workers: int = 1) -> None:
     # Several processes (one GIL each): uvicorn imports the factory in every worker, which opens
     # the deployment named by EARSHOT_DATA_DIR itself.
     os.environ["EARSHOT_DATA_DIR"] = str(dep.settings.data_dir)
+    # an inline pipeline in each process gets its share of the cores (unless set explicitly)
+    shared = share_cores(dep.settings, workers, usable_cores())
+    os.environ["EARSHOT_ASR_THREADS"] = str(shared.asr_threads)
     dep.close()
     uvicorn.run("earshot.web.app:create_app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
 

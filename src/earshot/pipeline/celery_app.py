@@ -6,15 +6,14 @@ worker crash redoes or skips its work safely.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from celery import Celery
 
+from earshot.config import Settings, share_cores
 from earshot.pipeline.tasks import registry
 
 if TYPE_CHECKING:
-    from earshot.config import Settings
     from earshot.deployment import Deployment
 
 _deployment: Deployment | None = None
@@ -65,32 +64,21 @@ def bind_deployment(deployment: Deployment) -> Celery:
     return make_celery(deployment.settings.celery_broker_url, deployment.settings.celery_queue)
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def worker_layout(settings: Settings, concurrency: int | None, cores: int) -> tuple[Settings, int]:
-    """How many worker processes to run (default: one per core) and the settings each runs with.
-
-    Unless `asr_threads` was set explicitly, the cores are shared out between the processes, so a
-    pool never runs more pipeline threads than there are cores. Measured on 2 cores
+    """How many worker processes to run (default: one per core) and the settings each runs with
+    (`config.share_cores`: the cores shared out unless `asr_threads` was set). Measured on 2 cores
     (bench/deid_workers.py, one-snippet recordings): 2 processes of 1 thread 45.9x real time,
     2 of 2 threads 40.6x, 1 process of 2 threads 27.4x.
     """
     processes = concurrency or max(1, cores)
-    if "asr_threads" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"asr_threads": max(1, cores // processes)})
-    return settings, processes
+    return share_cores(settings, processes, cores), processes
 
 
 def run_worker(deployment: Deployment, *, concurrency: int | None = None) -> None:
     """Serve the queue with `concurrency` prefork processes (default: one per core)."""
     from celery.signals import worker_process_init
 
+    from earshot.config import usable_cores
     from earshot.scheduler import start_background_jobs
 
     deployment.settings, processes = worker_layout(deployment.settings, concurrency, usable_cores())
