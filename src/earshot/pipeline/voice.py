@@ -22,7 +22,7 @@ Parameter ranges were chosen by measurement (speaker-verification EER against AS
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,6 +71,9 @@ class AnonymiserConfig:
     ltas_random_db: float = 7.0  # std (dB) of the random pseudo-speaker average envelope
     timbre_terms: int = 3  # cosines (log-frequency axis) of that envelope: its smoothness
     hp_cutoff_hz: tuple[float, float] = (150.0, 400.0)  # log-uniform high-pass corner; (0, 0): off
+    # the same corner's range for a band-limited recording (telephone), the draw mapped onto it
+    # at the same relative position; None: as full band (twentieth round)
+    hp_cutoff_narrow_hz: tuple[float, float] | None = None
     hp_order: int = 2
     # candidate selection: draw this many parameter sets, keep the one whose long-term mel
     # spectrum moved farthest from the input's (1: no selection)
@@ -217,6 +220,15 @@ class VoiceAnonymiser:
             hp_hz=hp_hz,
         )
 
+    def _narrowband_hp(self, d: _Draw) -> _Draw:
+        """`d` with its high-pass corner moved to the same relative place in the narrowband range."""
+        (lo, hi), narrow = self.config.hp_cutoff_hz, self.config.hp_cutoff_narrow_hz
+        if narrow is None or d.hp_hz <= 0 or hi <= lo:
+            return d
+        u = (np.log(d.hp_hz) - np.log(lo)) / (np.log(hi) - np.log(lo))
+        hp_hz = float(np.exp(np.log(narrow[0]) + u * np.log(narrow[1] / narrow[0])))
+        return replace(d, hp_hz=hp_hz)
+
     def _new_envelope(
         self, env: np.ndarray, speech: np.ndarray, p: _Draw, bin_hz: float, edge: float | None = None
     ) -> np.ndarray:
@@ -307,6 +319,8 @@ class VoiceAnonymiser:
         frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
         speech = frame_db > frame_db.max() - 35.0
         edge = _band_edge(env[speech], bin_hz, c.band_empty_db) if speech.any() else None
+        if edge is not None and c.hp_cutoff_narrow_hz is not None:
+            draws = [self._narrowband_hp(d) for d in draws]
         p = self._select(draws, power, env, speech, bin_hz, edge) if len(draws) > 1 else draws[0]
 
         # 1. pitch: scale the excitation (phase-locked phase vocoder)
