@@ -340,3 +340,20 @@ def test_the_bandwidth_rule_leaves_full_band_speech_untouched() -> None:
     for seed in range(4):
         a = VoiceAnonymiser().anonymise(x, np.random.default_rng(seed))
         assert np.array_equal(a, off.anonymise(x, np.random.default_rng(seed)))
+
+
+def test_a_band_limited_recording_draws_its_high_pass_corner_from_the_narrowband_range() -> None:
+    """`hp_cutoff_narrow_hz` moves each draw's corner to the same relative place in its own range
+    for a telephone-band recording (twentieth round), and leaves full-band speech bit for bit."""
+    from earshot.pipeline.voice import AnonymiserConfig
+
+    narrow = VoiceAnonymiser(AnonymiserConfig(hp_cutoff_narrow_hz=(250.0, 500.0)))
+    moved = VoiceAnonymiser(AnonymiserConfig(hp_cutoff_hz=(250.0, 500.0)))
+    wide = _with_fricatives(_voice_like(seconds=2.0, f0=120.0))
+    tel = telephone_band(wide)
+    for seed in range(3):
+        a = narrow.anonymise(wide, np.random.default_rng(seed))
+        assert np.array_equal(a, VoiceAnonymiser().anonymise(wide, np.random.default_rng(seed)))
+        b = narrow.anonymise(tel, np.random.default_rng(seed))
+        assert np.allclose(b, moved.anonymise(tel, np.random.default_rng(seed)), atol=1e-5)
+        assert not np.allclose(b, VoiceAnonymiser().anonymise(tel, np.random.default_rng(seed)), atol=1e-3)
