@@ -46,3 +46,10 @@ def test_chosen_by_configuration_and_loaded_once() -> None:
     first = get_transcriber(settings)
     assert isinstance(first, PocketsphinxTranscriber)
     assert get_transcriber(settings) is first
+
+
+def test_without_settings_the_environment_chooses_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """get_transcriber() with no settings reads EARSHOT_* as the second opinion does (it used to
+    fall back to tiny.en on two threads whatever the environment said)."""
+    monkeypatch.setenv("EARSHOT_ASR_BACKEND", "pocketsphinx")
+    assert isinstance(get_transcriber(), PocketsphinxTranscriber)

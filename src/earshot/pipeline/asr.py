@@ -396,17 +396,22 @@ def get_transcriber(
     """The process-wide transcriber for these settings (model hashed and loaded once).
 
     `settings.asr_backend = "pocketsphinx"` gives the offline fallback instead of Whisper.
+    Without settings, `Settings()` (the EARSHOT_* environment), as the second opinion does.
     """
-    if settings is not None and settings.asr_backend == "pocketsphinx":
+    if settings is None:
+        from earshot.config import Settings
+
+        settings = Settings()
+    if settings.asr_backend == "pocketsphinx":
         from earshot.pipeline.asr_sphinx import PocketsphinxTranscriber
 
         with _CACHE_LOCK:
             if _SPHINX not in _CACHE:
                 _CACHE[_SPHINX] = PocketsphinxTranscriber()
             return _CACHE[_SPHINX]
-    model_dir = (settings.asr_model_path if settings else None) or default_model_path()
-    sha = (settings.asr_model_sha256 if settings else None) or PINNED_MODEL_SHA256
-    threads = settings.asr_threads if settings else 2
+    model_dir = settings.asr_model_path or default_model_path()
+    sha = settings.asr_model_sha256 or PINNED_MODEL_SHA256
+    threads = settings.asr_threads
     opts = options or AsrOptions()
     key = (str(Path(model_dir).resolve()), sha.lower(), threads, opts)
     with _CACHE_LOCK:
