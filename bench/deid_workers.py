@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import multiprocessing as mp
 import os
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from deid import machine_info  # noqa: E402
+from deid import machine_info, to_flac  # noqa: E402
 
 from earshot.pipeline.types import SAMPLE_RATE  # noqa: E402
 
@@ -63,9 +62,7 @@ def load_recordings(n: int, join: int = 1) -> tuple[list[bytes], float]:
     out, total = [], 0.0
     for i in range(0, len(parts), join):
         mono = np.concatenate([x for p in parts[i : i + join] for x in (p, pause)][:-1])
-        buf = io.BytesIO()
-        sf.write(buf, mono, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        out.append(buf.getvalue())
+        out.append(to_flac(mono))
         total += len(mono) / SAMPLE_RATE
     return out, total
 
@@ -80,9 +77,7 @@ def load_pii_recordings(seed: int) -> tuple[list[bytes], float]:
     out, total = [], 0.0
     for i, item in enumerate(build_sentences(random.Random(seed))):
         audio, _ = synthesize_planted(item, DEFAULT_VOICES[i % len(DEFAULT_VOICES)])
-        buf = io.BytesIO()
-        sf.write(buf, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        out.append(buf.getvalue())
+        out.append(to_flac(audio))
         total += len(audio) / SAMPLE_RATE
     return out, total
 

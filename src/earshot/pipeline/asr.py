@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,8 +211,9 @@ class WhisperTranscriber:
         size = max(1, min(self.options.batch_size, -(-len(short) // self._workers)))
         batches = [short[b : b + size] for b in range(0, len(short), size)]
         pieces = [[audios[i] for i in idx] for idx in batches]
+        decoded: Iterable[list[Transcript]]
         if len(pieces) == 1 and self._solo is not None:
-            decoded = iter([self._decode(pieces[0], self._solo)])
+            decoded = [self._decode(pieces[0], self._solo)]
         elif self._pool:
             decoded = self._pool.map(self._decode, pieces)
         else:
