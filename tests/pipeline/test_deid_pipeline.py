@@ -270,3 +270,51 @@ def test_settings_turn_the_second_opinion_off() -> None:
         settings=Settings(second_opinion=False),
     )  # fmt: skip
     assert pipe.second_opinion is None
+
+
+class NameEar:
+    """The larger model: hears "This is Mei Doe." at 1.0-2.2 s of every piece it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[Transcript]:
+        self.calls.append(len(audios))
+        words = [Word("This", 1.0, 1.3), Word("is", 1.3, 1.6), Word("Mei", 1.6, 1.9), Word("Doe.", 1.9, 2.2)]
+        return [Transcript("This is Mei Doe.", words) for _ in audios]
+
+
+def test_a_telephone_band_recording_asks_the_second_opinion_about_every_snippet(two_utterances) -> None:  # noqa: ANN001
+    """tiny.en mishears 8 kHz speech with no cue to show it: every snippet of a band-limited
+    recording is heard again, and what only the second model found is masked and silenced."""
+    from earshot.evaluation.manifest import telephone_band
+    from earshot.pipeline.second_opinion import SecondOpinion
+
+    ear = NameEar()
+    pipe = DeidPipeline(
+        transcriber=StubTranscriber(), anonymiser=NoisyAnonymiser(),
+        second_opinion=SecondOpinion(lambda: ear),  # type: ignore[arg-type, return-value]
+    )  # fmt: skip
+    snippets = pipe.process(telephone_band(two_utterances), rng=np.random.default_rng(6))
+    assert len(snippets) == 2 and ear.calls == [2]
+    for s in snippets:
+        assert s.transcript == "secret"  # no first-ASR word lies under the name
+        ((lo, hi),) = redaction_intervals([PiiSpan("NAME", 1.6, 2.2)], len(s.audio))
+        assert np.abs(s.audio[lo + 200 : hi - 200]).max() == 0.0  # silenced all the same
+        assert np.abs(s.audio[: int(0.3 * SAMPLE_RATE)]).max() > 0.0
+
+    # the same speech at full band asks nothing: "secret" follows no cue
+    ear.calls.clear()
+    pipe.process(two_utterances, rng=np.random.default_rng(6))
+    assert ear.calls == []
+
+
+def test_the_telephone_rule_can_be_turned_off(two_utterances) -> None:  # noqa: ANN001
+    from earshot.evaluation.manifest import telephone_band
+    from earshot.pipeline.second_opinion import SecondOpinion, SecondOpinionOptions
+
+    ear = NameEar()
+    opinion = SecondOpinion(lambda: ear, SecondOpinionOptions(every_narrowband_snippet=False))  # type: ignore[arg-type, return-value]
+    pipe = DeidPipeline(transcriber=StubTranscriber(), anonymiser=NoisyAnonymiser(), second_opinion=opinion)
+    assert len(pipe.process(telephone_band(two_utterances))) == 2
+    assert ear.calls == []

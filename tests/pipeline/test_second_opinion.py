@@ -14,6 +14,7 @@ from earshot.pipeline.second_opinion import (
     map_onto,
     merge_spans,
     needs_second_opinion,
+    only_new,
 )
 from earshot.pipeline.types import PiiSpan, Transcript, Word
 
@@ -118,6 +119,21 @@ def test_overlapping_spans_merge_keeping_the_first_type_and_the_widest_extent() 
     assert merge_spans([], []) == []
 
 
+def test_where_no_cue_asked_only_new_values_are_added_but_a_many_word_value_may_widen() -> None:
+    """A telephone-band snippet asked with no cue: the first transcript's spans keep their
+    words and timings; a second-opinion e-mail, address or birth date may widen one (tiny.en
+    hears their first words wrong)."""
+    known = [PiiSpan("ACCOUNT", 1.0, 2.0, 3, 5)]
+    wider = PiiSpan("ACCOUNT", 0.4, 2.0, 1, 5)  # would swallow the cue words "to account"
+    name = PiiSpan("NAME", 3.0, 3.5, 8, 9)
+    email = PiiSpan("EMAIL", 0.5, 2.5, 2, 6)
+    street = PiiSpan("ADDRESS", 0.5, 2.5, 2, 6)
+    born = PiiSpan("DATE_OF_BIRTH", 0.5, 2.5, 2, 6)
+    assert only_new([wider, name, email, street, born], known) == [name, email, street, born]
+    assert only_new([wider], []) == [wider]
+    assert only_new([email], known, widen=()) == []
+
+
 def test_the_model_loads_once_on_first_use() -> None:
     loads = []
 
@@ -133,7 +149,10 @@ def test_the_model_loads_once_on_first_use() -> None:
 
 def test_settings_can_turn_it_off() -> None:
     assert default_second_opinion(Settings(second_opinion=False)) is None
-    assert isinstance(default_second_opinion(Settings()), SecondOpinion)
+    on = default_second_opinion(Settings())
+    assert isinstance(on, SecondOpinion) and on.options.every_narrowband_snippet
+    cues_only = default_second_opinion(Settings(second_opinion_telephone=False))
+    assert cues_only is not None and not cues_only.options.every_narrowband_snippet
 
 
 @pytest.mark.slow

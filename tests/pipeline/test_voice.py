@@ -357,3 +357,16 @@ def test_a_band_limited_recording_draws_its_high_pass_corner_from_the_narrowband
         b = narrow.anonymise(tel, np.random.default_rng(seed))
         assert np.allclose(b, moved.anonymise(tel, np.random.default_rng(seed)), atol=1e-5)
         assert not np.allclose(b, VoiceAnonymiser().anonymise(tel, np.random.default_rng(seed)), atol=1e-3)
+
+
+def test_band_edge_tells_a_telephone_recording_from_full_band_speech(say) -> None:  # noqa: ANN001
+    """The rule the pipeline uses to ask its second opinion about every snippet of a call."""
+    from earshot.pipeline.voice import band_edge_hz
+
+    speech = say("Please call me tomorrow morning about the parcel.")
+    assert band_edge_hz(speech) is None
+    edge = band_edge_hz(telephone_band(speech))
+    assert edge is not None and 3000.0 <= edge <= 5000.0
+    assert band_edge_hz(np.zeros(SAMPLE_RATE, np.float32)) is None
+    assert band_edge_hz(np.zeros(100, np.float32)) is None
+    assert band_edge_hz(np.full(SAMPLE_RATE, np.nan, np.float32)) is None

@@ -22,7 +22,7 @@ log = logging.getLogger("earshot.intake")
 
 # The settings a DeidPipeline is built from; the cache is keyed on exactly these.
 PIPELINE_FIELDS = ("max_snippet_s", "asr_backend", "asr_model_path", "asr_model_sha256", "asr_threads",
-                   "second_opinion")  # fmt: skip
+                   "second_opinion", "second_opinion_telephone")  # fmt: skip
 
 
 @lru_cache(maxsize=2)

@@ -32,6 +32,9 @@ class SecondOpinionOptions:
 
     unsure_prob: float = 0.7  # a word after a cue less sure than this asks for a second opinion
     window: int = 6  # words after the cue that may hold the value
+    # a band-limited recording (a telephone call): every snippet with words is heard again,
+    # since tiny.en mishears narrowband speech past what any cue rule can see (deid-pipeline.md)
+    every_narrowband_snippet: bool = True
 
 
 def needs_second_opinion(
@@ -113,6 +116,24 @@ def map_onto(
     return mapped, audio_only
 
 
+WIDENED_TYPES = ("EMAIL", "ADDRESS", "DATE_OF_BIRTH")  # values tiny.en finds in part on narrowband
+
+
+def only_new(
+    spans: list[PiiSpan], known: list[PiiSpan], widen: tuple[str, ...] = WIDENED_TYPES
+) -> list[PiiSpan]:
+    """`spans` that share no word with `known`, or are of a type in `widen`: what the second
+    opinion adds where no cue put the first transcript in doubt. The first transcript's own
+    spans keep their words and timings, except the many-word values tiny.en finds on
+    narrowband speech only in part (an e-mail's local part, a street or a birth date misheard),
+    which the second opinion widens."""
+    return [
+        s for s in spans
+        if s.type in widen
+        or not any(s.first_word <= k.last_word and k.first_word <= s.last_word for k in known)
+    ]  # fmt: skip
+
+
 def merge_spans(first: list[PiiSpan], second: list[PiiSpan]) -> list[PiiSpan]:
     """Both lists as one, in word order; spans sharing a word become one (the type of the one
     that starts first, the union of their words and times)."""
@@ -160,7 +181,8 @@ class SecondOpinion:
 def default_second_opinion(settings: Settings | None = None) -> SecondOpinion | None:
     """Whisper base from its pinned wheels (joined and hash-checked once, loaded on first use),
     on the same threads as the first ASR; None when `settings.second_opinion` is off
-    (`EARSHOT_SECOND_OPINION=false` when no settings are given)."""
+    (`EARSHOT_SECOND_OPINION=false` when no settings are given). `second_opinion_telephone`:
+    also every snippet of a band-limited recording."""
     if settings is None:
         from earshot.config import Settings
 
@@ -177,4 +199,5 @@ def default_second_opinion(settings: Settings | None = None) -> SecondOpinion | 
             whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256, cpu_threads=threads
         )
 
-    return SecondOpinion(load)
+    options = SecondOpinionOptions(every_narrowband_snippet=settings.second_opinion_telephone)
+    return SecondOpinion(load, options)

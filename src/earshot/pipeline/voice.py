@@ -162,6 +162,24 @@ def _band_edge(env: np.ndarray, bin_hz: float, empty_db: float) -> float | None:
     return float(max(top, np.ceil(_MIN_EDGE_HZ / bin_hz)))
 
 
+def band_edge_hz(audio: Audio, config: AnonymiserConfig | None = None) -> float | None:
+    """The top of the band a band-limited recording carries (a telephone call: about 4 kHz),
+    in Hz, or None for full-band speech or no speech; the same rule the voice change uses.
+
+    Frames do not overlap (a long-term average needs no more): about 0.3 ms per second of audio."""
+    c = config or AnonymiserConfig()
+    x = np.nan_to_num(np.asarray(audio, dtype=np.float64).ravel())
+    if x.size < 2 * c.n_fft or np.max(np.abs(x)) < 1e-6:
+        return None
+    power = np.abs(stft(x, c.n_fft, c.n_fft)) ** 2
+    env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
+    frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
+    speech = frame_db > frame_db.max() - 35.0
+    bin_hz = SAMPLE_RATE / c.n_fft
+    edge = _band_edge(env[speech], bin_hz, c.band_empty_db)
+    return None if edge is None else edge * bin_hz
+
+
 @dataclass(frozen=True)
 class _Draw:
     """One snippet's random parameters (local to a call; never stored)."""
@@ -337,4 +355,4 @@ class VoiceAnonymiser:
         return y.astype(np.float32)
 
 
-__all__ = ["AnonymiserConfig", "McAdamsAnonymiser", "VoiceAnonymiser", "median_f0"]
+__all__ = ["AnonymiserConfig", "McAdamsAnonymiser", "VoiceAnonymiser", "band_edge_hz", "median_f0"]
