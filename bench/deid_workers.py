@@ -15,7 +15,9 @@ voice) under several layouts, in the same run so they see the same machine:
 Figures: seconds of input audio per wall second over all recordings ("x real time", higher is
 better), model loads excluded (measured apart, Whisper base for the PII second opinion
 included) and the pool warmed first. --pii SEED uses the planted-PII sentences of the PII
-evaluation instead (espeak-ng), the worst case for the second opinion.
+evaluation instead (espeak-ng), the worst case for the second opinion. --telephone passes every
+recording through an 8 kHz channel first, as a call reaches intake: the second opinion then
+hears every snippet (docs/deid-pipeline.md, "Telephone-band speech").
 """
 
 from __future__ import annotations
@@ -47,7 +49,16 @@ TARGET_X = 30.0
 _pipeline = None
 
 
-def load_recordings(n: int, join: int = 1) -> tuple[list[bytes], float]:
+def _channel(audio: np.ndarray, telephone: bool) -> np.ndarray:
+    """`audio` as recorded, or through the 8 kHz channel of `earshot eval --telephone`."""
+    if not telephone:
+        return audio
+    from earshot.evaluation.manifest import telephone_band
+
+    return telephone_band(audio)
+
+
+def load_recordings(n: int, join: int = 1, telephone: bool = False) -> tuple[list[bytes], float]:
     """`n` RAVDESS utterances spread over the actors, `join` of them per recording (with a
     0.5 s pause between), as FLAC bytes; and their total seconds."""
     with (DATA / "MANIFEST.tsv").open() as fh:
@@ -62,12 +73,12 @@ def load_recordings(n: int, join: int = 1) -> tuple[list[bytes], float]:
     out, total = [], 0.0
     for i in range(0, len(parts), join):
         mono = np.concatenate([x for p in parts[i : i + join] for x in (p, pause)][:-1])
-        out.append(to_flac(mono))
+        out.append(to_flac(_channel(mono, telephone)))
         total += len(mono) / SAMPLE_RATE
     return out, total
 
 
-def load_pii_recordings(seed: int) -> tuple[list[bytes], float]:
+def load_pii_recordings(seed: int, telephone: bool = False) -> tuple[list[bytes], float]:
     """The planted-PII sentences of `earshot eval --pii --seed SEED` (espeak-ng, three voices),
     each its own recording: speech dense in PII cues, where the second opinion is asked most."""
     import random
@@ -77,7 +88,7 @@ def load_pii_recordings(seed: int) -> tuple[list[bytes], float]:
     out, total = [], 0.0
     for i, item in enumerate(build_sentences(random.Random(seed))):
         audio, _ = synthesize_planted(item, DEFAULT_VOICES[i % len(DEFAULT_VOICES)])
-        out.append(to_flac(audio))
+        out.append(to_flac(_channel(audio, telephone)))
         total += len(audio) / SAMPLE_RATE
     return out, total
 
@@ -130,6 +141,7 @@ def main() -> int:
     ap.add_argument("--join", type=int, default=1, help="utterances per recording (default 1)")
     ap.add_argument("--pii", type=int, default=None, metavar="SEED",
                     help="instead: the planted-PII sentences of `earshot eval --pii --seed N`")  # fmt: skip
+    ap.add_argument("--telephone", action="store_true", help="every recording through an 8 kHz channel first")
     ap.add_argument("--layouts", nargs="+", default=["1x2", "2x2", "2x1"],
                     help="PxT: P processes of T ASR threads (default 1x2 2x2 2x1)")  # fmt: skip
     ap.add_argument("--repeat", type=int, default=1, help="rounds over the layouts (alternating)")
@@ -139,10 +151,11 @@ def main() -> int:
     info = machine_info()
     print("machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
     if args.pii is not None:
-        recordings, audio_s = load_pii_recordings(args.pii)
+        recordings, audio_s = load_pii_recordings(args.pii, args.telephone)
     else:
-        recordings, audio_s = load_recordings(args.recordings, args.join)
+        recordings, audio_s = load_recordings(args.recordings, args.join, args.telephone)
     kind = "planted-PII sentences (espeak-ng)" if args.pii is not None else "real speech"
+    kind += ", 8 kHz telephone channel" if args.telephone else ""
     print(f"input: {len(recordings)} recordings, {audio_s:.1f} s of {kind} "
           f"({audio_s / len(recordings):.1f} s each)")  # fmt: skip
     results: dict[str, list[dict[str, Any]]] = {}

@@ -166,7 +166,7 @@ def band_edge_hz(audio: Audio, config: AnonymiserConfig | None = None) -> float 
     """The top of the band a band-limited recording carries (a telephone call: about 4 kHz),
     in Hz, or None for full-band speech or no speech; the same rule the voice change uses.
 
-    Frames do not overlap (a long-term average needs no more): about 0.3 ms per second of audio."""
+    Frames do not overlap (a long-term average needs no more): under 1 ms per second of audio."""
     c = config or AnonymiserConfig()
     x = np.nan_to_num(np.asarray(audio, dtype=np.float64).ravel())
     if x.size < 2 * c.n_fft or np.max(np.abs(x)) < 1e-6:
