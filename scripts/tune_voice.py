@@ -66,6 +66,10 @@ def main() -> None:
     ap.add_argument(
         "--narrowband", action="store_true", help="telephone input: through 8 kHz and back"
     )
+    ap.add_argument(
+        "--tempo", type=float, default=0.0,
+        help="probe only: time-scale every anonymised utterance by a random rate within 1/(1+T)..1+T",
+    )  # fmt: skip
     args = ap.parse_args()
     import torch
 
@@ -99,6 +103,9 @@ def main() -> None:
             anon_a = [anon.anonymise(a, _rng(seed, "tune", i)) for i, a in enumerate(audio)]
             ms = 1000 * (time.perf_counter() - t0) / (sum(len(a) for a in audio) / 16000)
             anon_b = [anon.anonymise(a, _rng(seed, "tune/b", i)) for i, a in enumerate(audio)]
+            if args.tempo > 0:
+                anon_a = [random_tempo(a, args.tempo, _rng(seed, "tempo", i)) for i, a in enumerate(anon_a)]
+                anon_b = [random_tempo(a, args.tempo, _rng(seed, "tempo/b", i)) for i, a in enumerate(anon_b)]
             ea = np.stack([enc.embed(a) for a in anon_a])
             eb = np.stack([enc.embed(a) for a in anon_b])
             ign = eer(emb_orig, ea, spk, enrol, trial)
@@ -133,6 +140,32 @@ def main() -> None:
             f"{100 * m[4]:5.1f} {100 * m[5]:+5.1f} {m[6]:.1f}",
             flush=True,
         )
+
+
+def time_stretch(x: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Phase-vocoder time scaling (rate > 1: faster, shorter), pitch and formants kept. A probe
+    for `--tempo`, not part of the product (its output would no longer line up with the
+    redaction spans and word timings)."""
+    from earshot.pipeline.voice_dsp import istft, stft
+
+    spec = stft(np.asarray(x, np.float64), n_fft, hop)
+    steps = np.arange(0, len(spec) - 1, rate)
+    omega = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft
+    phase = np.angle(spec[0])
+    out = np.empty((len(steps), spec.shape[1]), complex)
+    for j, t in enumerate(steps):
+        i, frac = int(t), t - int(t)
+        mag = (1 - frac) * np.abs(spec[i]) + frac * np.abs(spec[i + 1])
+        out[j] = mag * np.exp(1j * phase)
+        dphi = np.angle(spec[i + 1]) - np.angle(spec[i]) - omega
+        phase = phase + omega + (dphi - 2 * np.pi * np.round(dphi / (2 * np.pi)))
+    y = istft(out, int(round(len(x) / rate)), n_fft, hop)
+    return y.astype(np.float32)
+
+
+def random_tempo(x: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """`x` time-scaled by a log-uniform random rate within 1/(1+spread)..1+spread."""
+    return time_stretch(x, float(np.exp(rng.uniform(-1, 1) * np.log1p(spread))))
 
 
 def eer(
