@@ -162,6 +162,17 @@ def _band_edge(env: np.ndarray, bin_hz: float, empty_db: float) -> float | None:
     return float(max(top, np.ceil(_MIN_EDGE_HZ / bin_hz)))
 
 
+def _speech_and_edge(
+    power: np.ndarray, env: np.ndarray, bin_hz: float, empty_db: float
+) -> tuple[np.ndarray, float | None]:
+    """The speech frames (within 35 dB of the loudest) of an STFT's power (frames, bins), and the
+    top bin of the band they carry (`_band_edge` on their log envelopes `env`; None: full band)."""
+    frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
+    speech = frame_db > frame_db.max() - 35.0
+    edge = _band_edge(env[speech], bin_hz, empty_db) if speech.any() else None
+    return speech, edge
+
+
 def band_edge_hz(audio: Audio, config: AnonymiserConfig | None = None) -> float | None:
     """The top of the band a band-limited recording carries (a telephone call: about 4 kHz),
     in Hz, or None for full-band speech or no speech; the same rule the voice change uses.
@@ -173,10 +184,8 @@ def band_edge_hz(audio: Audio, config: AnonymiserConfig | None = None) -> float 
         return None
     power = np.abs(stft(x, c.n_fft, c.n_fft)) ** 2
     env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
-    frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
-    speech = frame_db > frame_db.max() - 35.0
     bin_hz = SAMPLE_RATE / c.n_fft
-    edge = _band_edge(env[speech], bin_hz, c.band_empty_db)
+    _, edge = _speech_and_edge(power, env, bin_hz, c.band_empty_db)
     return None if edge is None else edge * bin_hz
 
 
@@ -334,9 +343,7 @@ class VoiceAnonymiser:
         spec = stft(x, n_fft, hop)
         power = spec.real**2 + spec.imag**2
         env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
-        frame_db = 10 * np.log10(power.sum(axis=1) + 1e-20)
-        speech = frame_db > frame_db.max() - 35.0
-        edge = _band_edge(env[speech], bin_hz, c.band_empty_db) if speech.any() else None
+        speech, edge = _speech_and_edge(power, env, bin_hz, c.band_empty_db)
         if edge is not None and c.hp_cutoff_narrow_hz is not None:
             draws = [self._narrowband_hp(d) for d in draws]
         p = self._select(draws, power, env, speech, bin_hz, edge) if len(draws) > 1 else draws[0]
