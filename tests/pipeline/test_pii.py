@@ -242,6 +242,49 @@ def test_digit_span_reaches_a_stray_digit_across_unsure_words() -> None:
     assert mask_transcript(t, detect_pii(t)) == "Code is [CODE] thanks"
 
 
+def test_number_broken_up_by_misheard_words_after_a_cue_is_masked() -> None:
+    # telephone-band speech: "the verification code is six seven zero four, seven eight"
+    t = _with_probs([("The", 0.1), ("Merification", 0.49), ("Code", 0.63), ("in", 0.8), ("6th", 0.37),
+                     ("and", 0.44), ("1", 0.27), ("nearo", 0.17), ("4th", 0.52), ("and", 0.5),
+                     ("1", 0.87), ("8th", 0.61)])
+    assert mask_transcript(t, detect_pii(t)) == "The Merification Code [CODE]"
+    # "transfer it to account nine nine four seven, one nine six five today"
+    t = _with_probs([("Transfer", 0.74), ("it", 0.3), ("to", 0.97), ("account,", 0.94), ("I'm", 0.58),
+                     ("for", 0.21), ("them,", 0.17), ("and", 0.53), ("well", 0.34), ("I'm", 0.75),
+                     ("6", 0.47), ("'5'", 0.6), ("to", 0.87), ("me.", 0.42)])
+    assert mask_transcript(t, detect_pii(t)) == "Transfer it to account, [ACCOUNT] me."
+    # the linking "is" after the cue stays readable
+    t = _with_probs([("My", 0.9), ("pin", 0.9), ("is", 0.95), ("8", 0.3), ("times", 0.2), ("6", 0.4),
+                     ("and", 0.3), ("5.", 0.5)])
+    assert mask_transcript(t, detect_pii(t)) == "My pin is [PIN]."
+
+
+def test_numbers_said_with_confidence_after_a_cue_are_not_a_broken_number() -> None:
+    # the same shape said clearly is ordinary speech: no cue-led masking
+    t = _with_probs([("My", 0.9), ("account", 0.9), ("was", 0.9), ("closed", 0.9), ("two", 0.9),
+                     ("or", 0.9), ("three", 0.9), ("weeks", 0.9), ("ago", 0.9), ("on", 0.9),
+                     ("the", 0.9), ("4th.", 0.9)])
+    assert detect_pii(t) == []
+    # unsure words but fewer than three digits: not a number either
+    t = _with_probs([("The", 0.9), ("account", 0.9), ("took", 0.5), ("two", 0.4), ("or", 0.3),
+                     ("three", 0.4), ("days.", 0.9)])
+    assert detect_pii(t) == []
+    # a cue that ends a sentence, followed by a sure new sentence: nothing
+    t = _with_probs([("Check", 0.9), ("the", 0.9), ("code.", 0.9), ("We", 0.9), ("have", 0.5),
+                     ("2", 0.5), ("cats", 0.3), ("and", 0.4), ("1", 0.3), ("dog", 0.4), ("or", 0.4),
+                     ("2.", 0.4)])
+    assert detect_pii(t) == []
+
+
+def test_a_day_and_year_run_takes_the_month_with_it() -> None:
+    # tiny.en wrote "March 15, 1948." for "March fifteenth, 1948": the run is "15, 1948"
+    assert masked("My date of birth is March 15, 1948.") == "My date of birth is [DATE_OF_BIRTH]."
+    # the cue misheard: still the whole date, not "March [NUMBER]"
+    assert masked("My date on work is March 15, 1948.") == "My date on work is [NUMBER]."
+    # a run that is not a day before the year keeps the month word
+    assert "March" in masked("In March 555 1948 people came.")
+
+
 def test_digit_span_does_not_reach_a_number_word_said_with_confidence() -> None:
     # sure words between, a sentence end between, or a stray number too far away: not the number
     t = _with_probs([("I", 0.9), ("have", 0.9), ("two", 0.9), ("kids", 0.95), ("and", 0.9),

@@ -33,6 +33,8 @@ from earshot.pipeline.pii_names import (
 )
 from earshot.pipeline.pii_spoken import (
     EMAIL_CUES,
+    HOMOPHONES,
+    REPEATS,
     TEENS,
     TENS,
     UNITS,
@@ -206,6 +208,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     ]
     cands += _uk_postcodes(cores)
     cands += _cued_values(words, cores, lows, [c.first for c in cands])
+    cands += _cued_digit_soup(words, cores, lows, probs)
 
     if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
@@ -275,6 +278,58 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
                 )
                 if not ok:
                     continue
+            out.append(_Cand(first, last, typ))
+    return out
+
+
+_SOUP_WINDOW = 10  # words after a number cue that may hold a misheard value
+_SOUP_MIN_DIGITS = 3
+_SOUP_MEAN_PROB = 0.6  # the ASR's mean word probability over them must be under this
+_SOUP_TYPES = dict(_NUMBER_CUES)
+_SOUP_LINKS = frozenset("is was are it's its number".split())  # between the cue and the value
+
+
+def _soup_digits(core: str, low: str) -> int:
+    """Digits a word may say inside a misheard number: a written number's digits ("6th" one,
+    "1948" four), one for a number word, a digit homophone ("to", "for"), "oh" or "double"."""
+    digits = written_digits(core)
+    if digits is not None:
+        return len(digits)
+    if is_number_word(low) or low in HOMOPHONES or low in REPEATS or low in ("oh", "o"):
+        return 1
+    return 1 if low in _ORDINAL_WORDS else 0
+
+
+def _cued_digit_soup(
+    words: list, cores: list[str], lows: list[str], probs: list[float]
+) -> list[_Cand]:
+    """A number the ASR broke up with misheard words right after a number cue ("the code in
+    6th and 1 nearo 4th and 1 8th" for "the code is six seven zero four, seven eight", typical
+    of telephone-band speech): the words after the cue (and "is") to the last digit-like word
+    within ten,
+    when those say at least three digits and the ASR was unsure of them on average (a confident
+    sentence with a few numbers in it is ordinary speech)."""
+    out: list[_Cand] = []
+    n = len(lows)
+    for end in range(n - 1):
+        cues = _NUMBER_INDEX.ending_at(lows, end)
+        typ = _SOUP_TYPES[cues[0]] if cues else ("PHONE" if lows[end] in _PHONE_CUES else None)
+        if typ is None or typ in ("ADDRESS", "DATE_OF_BIRTH"):
+            continue
+        if ends_sentence(words[end]) and not _value_goes_on(words, cores, lows, end + 1):
+            continue
+        first, last, digits = end + 1, -1, 0
+        while first < n - 1 and lows[first] in _SOUP_LINKS:
+            first += 1
+        for j in range(first, min(n, end + 1 + _SOUP_WINDOW)):
+            d = _soup_digits(cores[j], lows[j])
+            if d:
+                last, digits = j, digits + d
+            if ends_sentence(words[j]) and not _value_goes_on(words, cores, lows, j + 1):
+                break
+        if last < first or digits < _SOUP_MIN_DIGITS:
+            continue
+        if sum(probs[first : last + 1]) / (last + 1 - first) < _SOUP_MEAN_PROB:
             out.append(_Cand(first, last, typ))
     return out
 
@@ -645,11 +700,15 @@ def _is_date_token(low: str, core: str) -> bool:
 
 def _widen_date(c: _Cand, cores: list[str], lows: list[str]) -> _Cand:
     """A year at the end of a full date takes the day and month with it ("the 23rd of
-    November, 1977"): a full date is as identifying as the year alone."""
-    if c.type not in ("NUMBER", "DATE_OF_BIRTH") or c.first != c.last:
+    November, 1977", "March 15, 1948" where the run is "15, 1948"): a full date is as
+    identifying as the year alone."""
+    if c.type not in ("NUMBER", "DATE_OF_BIRTH"):
         return c
-    digits = written_digits(cores[c.first]) or ""
+    digits = written_digits(cores[c.last]) or ""
     if not (len(digits) == 4 and 1900 <= int(digits) <= 2099):
+        return c
+    # a run of more words than the year: only when they are the day ("15, 1948")
+    if any(not _is_date_token(lows[i], cores[i]) for i in range(c.first, c.last)):
         return c
     a = c.first
     month = False
