@@ -247,16 +247,20 @@ def test_number_broken_up_by_misheard_words_after_a_cue_is_masked() -> None:
     t = _with_probs([("The", 0.1), ("Merification", 0.49), ("Code", 0.63), ("in", 0.8), ("6th", 0.37),
                      ("and", 0.44), ("1", 0.27), ("nearo", 0.17), ("4th", 0.52), ("and", 0.5),
                      ("1", 0.87), ("8th", 0.61)])
-    assert mask_transcript(t, detect_pii(t)) == "The Merification Code [CODE]"
+    assert mask_transcript(t, detect_pii(t)) == "The Merification Code in [CODE]"
     # "transfer it to account nine nine four seven, one nine six five today"
     t = _with_probs([("Transfer", 0.74), ("it", 0.3), ("to", 0.97), ("account,", 0.94), ("I'm", 0.58),
                      ("for", 0.21), ("them,", 0.17), ("and", 0.53), ("well", 0.34), ("I'm", 0.75),
                      ("6", 0.47), ("'5'", 0.6), ("to", 0.87), ("me.", 0.42)])
     assert mask_transcript(t, detect_pii(t)) == "Transfer it to account, [ACCOUNT] me."
-    # the linking "is" after the cue stays readable
-    t = _with_probs([("My", 0.9), ("pin", 0.9), ("is", 0.95), ("8", 0.3), ("times", 0.2), ("6", 0.4),
-                     ("and", 0.3), ("5.", 0.5)])
-    assert mask_transcript(t, detect_pii(t)) == "My pin is [PIN]."
+    # "my pin is five two two two" as Whisper base heard it through the telephone channel
+    t = _with_probs([("my", 0.8), ("pin", 0.7), ("in,", 0.5), ("I'm", 0.6), ("too", 0.4), ("too", 0.5),
+                     ("too.", 0.4)])
+    assert mask_transcript(t, detect_pii(t)) == "my pin [PIN]."
+    # the linking "was" after the cue stays readable, even when unsure
+    t = _with_probs([("The", 0.9), ("account", 0.9), ("was", 0.5), ("I'm", 0.5), ("for", 0.3),
+                     ("them", 0.2), ("6", 0.4), ("to", 0.5), ("me.", 0.5)])
+    assert mask_transcript(t, detect_pii(t)) == "The account was [ACCOUNT] me."
 
 
 def test_numbers_said_with_confidence_after_a_cue_are_not_a_broken_number() -> None:

@@ -208,7 +208,8 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     ]
     cands += _uk_postcodes(cores)
     cands += _cued_values(words, cores, lows, [c.first for c in cands])
-    cands += _cued_digit_soup(words, cores, lows, probs)
+    found = {i for c in cands for i in range(c.first, c.last + 1)}
+    cands += _cued_digit_soup(words, cores, lows, probs, found)
 
     if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
@@ -301,14 +302,14 @@ def _soup_digits(core: str, low: str) -> int:
 
 
 def _cued_digit_soup(
-    words: list, cores: list[str], lows: list[str], probs: list[float]
+    words: list, cores: list[str], lows: list[str], probs: list[float], taken: set[int]
 ) -> list[_Cand]:
     """A number the ASR broke up with misheard words right after a number cue ("the code in
     6th and 1 nearo 4th and 1 8th" for "the code is six seven zero four, seven eight", typical
-    of telephone-band speech): the words after the cue (and "is") to the last digit-like word
-    within ten,
-    when those say at least three digits and the ASR was unsure of them on average (a confident
-    sentence with a few numbers in it is ordinary speech)."""
+    of telephone-band speech), where no other detector found anything: from the first
+    digit-like or unsure word after the cue to the last digit-like word within ten, when those
+    say at least three digits and the ASR was unsure of them on average (a confident sentence
+    with a few numbers in it is ordinary speech)."""
     out: list[_Cand] = []
     n = len(lows)
     for end in range(n - 1):
@@ -318,17 +319,19 @@ def _cued_digit_soup(
             continue
         if ends_sentence(words[end]) and not _value_goes_on(words, cores, lows, end + 1):
             continue
-        first, last, digits = end + 1, -1, 0
-        while first < n - 1 and lows[first] in _SOUP_LINKS:
-            first += 1
-        for j in range(first, min(n, end + 1 + _SOUP_WINDOW)):
+        first, last, digits = -1, -1, 0
+        for j in range(end + 1, min(n, end + 1 + _SOUP_WINDOW)):
             d = _soup_digits(cores[j], lows[j])
+            if first < 0 and (d or (probs[j] < _SOUP_MEAN_PROB and lows[j] not in _SOUP_LINKS)):
+                first = j  # the value starts at its first digit-like or unsure word
             if d:
                 last, digits = j, digits + d
             if ends_sentence(words[j]) and not _value_goes_on(words, cores, lows, j + 1):
                 break
-        if last < first or digits < _SOUP_MIN_DIGITS:
+        if first < 0 or last < first or digits < _SOUP_MIN_DIGITS:
             continue
+        if any(i in taken for i in range(first, last + 1)):
+            continue  # a number already found there: the soup is for numbers nothing found
         if sum(probs[first : last + 1]) / (last + 1 - first) < _SOUP_MEAN_PROB:
             out.append(_Cand(first, last, typ))
     return out
