@@ -214,6 +214,28 @@ def test_name_the_asr_could_not_spell_is_masked_by_confidence() -> None:
     assert detect_pii(t) == []
 
 
+def test_caller_name_before_calling_about_is_masked_when_the_cue_was_misheard() -> None:
+    # "Hi, this is Siobhan calling about my order" through a telephone line
+    t = _with_probs([("I", 0.62), ("live", 0.71), ("in", 0.98), ("Chimon", 0.4), ("calling", 0.89),
+                     ("about", 0.4), ("my", 0.98), ("owner.", 0.45)])
+    assert mask_transcript(t, detect_pii(t)) == "I live in [NAME] calling about my owner."
+    # "Hi, this is Ingrid Nguyen calling about my order": the name heard as a place, with commas
+    t = _with_probs([("I", 0.58), ("live", 0.67), ("in,", 0.99), ("in", 0.64), ("Britain,", 0.51),
+                     ("calling", 0.43), ("about", 0.68), ("my", 0.99), ("order.", 0.85)])
+    assert mask_transcript(t, detect_pii(t)) == "I live in, in [NAME], calling about my order."
+
+
+def test_calling_about_without_a_caller_name_is_left_alone() -> None:
+    for words in (
+        [("I'm", 0.9), ("calling", 0.9), ("about", 0.9), ("my", 0.9), ("order.", 0.9)],
+        [("We", 0.9), ("keep", 0.9), ("calling", 0.9), ("about", 0.9), ("the", 0.9), ("refund.", 0.9)],
+        [("The", 0.9), ("bank", 0.9), ("calling", 0.9), ("about", 0.9), ("fraud.", 0.9)],
+        [("Stop", 0.5), ("calling", 0.9), ("me.", 0.9)],  # no "about/from/...": not an introduction
+    ):
+        t = _with_probs(words)
+        assert detect_pii(t) == [], words
+
+
 def test_spans_absorb_adjacent_unsure_words() -> None:
     pairs = [("My", 0.5), ("social", 0.9), ("security", 0.99), ("number", 0.9), ("is", 0.98),
              ("5", 0.34), ("double", 0.16), ("2", 0.5), ("2", 0.3), ("8", 0.74), ("toxic", 0.08),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from earshot.pipeline.pii_names import (
     FUNCTION_WORDS,
     UNSURE_NAME_CUES,
+    find_caller_names,
     find_garbled_names,
     find_names,
     gazetteer,
@@ -203,7 +204,10 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     taken = {i for c in cands for i in range(c.first, c.last + 1)}
     cands += [
         _Cand(a, b, "NAME")
-        for a, b in find_garbled_names(cores, probs, [w.text for w in words])
+        for a, b in [
+            *find_garbled_names(cores, probs, [w.text for w in words]),
+            *find_caller_names(cores, probs, [w.text for w in words]),
+        ]
         if a not in taken
     ]
     cands += _uk_postcodes(cores)

@@ -257,3 +257,37 @@ def find_garbled_names(
         if min(probs[first : last + 1]) < GARBLE_MAX_PROB:
             out.append((first, last))
     return out
+
+
+# "<name> calling about ...": a caller introducing themselves; the words after "calling" that
+# make it a self-introduction, not "keep calling" or "calling it a day".
+_CALLING_NEXT = frozenset("about from regarding re for to on back because with".split())
+
+
+def find_caller_names(cores: list[str], probs: list[float], raw: list[str]) -> list[tuple[int, int]]:
+    """Up to three words right before "calling about/from/..." that the ASR was unsure of or
+    that are capitalised (not function words, no clause end between): the caller's name in
+    "this is Siobhan calling about my order", which a telephone line turned into "I live in
+    Chimon calling about my owner" - the cue before the name misheard, the one after it kept.
+    """
+    gz = gazetteer()
+    lows = [c.lower() for c in cores]
+    out: list[tuple[int, int]] = []
+    for k in range(1, len(lows) - 1):
+        if lows[k] != "calling" or lows[k + 1] not in _CALLING_NEXT:
+            continue
+        first = k
+        for j in range(k - 1, max(-1, k - 4), -1):
+            if lows[j] in FUNCTION_WORDS or not _nameish(cores[j]):
+                break
+            if j < k - 1 and raw[j].strip().endswith((".", "?", "!", ",", ";", ":")):
+                break  # a clause ends before the words next to "calling"
+            first = j
+        if first == k:
+            continue
+        words = range(first, k)
+        if min(probs[i] for i in words) < GARBLE_MAX_PROB or any(
+            _is_cap(cores[i]) and lows[i] not in gz.common for i in words
+        ):
+            out.append((first, k - 1))
+    return out
