@@ -85,6 +85,7 @@ _NUMBER_CUES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("birthday",), "DATE_OF_BIRTH"), (("dob",), "DATE_OF_BIRTH"),
 )  # fmt: skip
 _NUMBER_INDEX = PhraseIndex([cue for cue, _typ in _NUMBER_CUES])
+_NUMBER_CUE_TYPES = dict(_NUMBER_CUES)
 _PHONE_CUES = frozenset(
     "phone telephone mobile cell cellphone landline call ring reach text dial extension "
     "fax whatsapp number contact callback".split()
@@ -175,15 +176,15 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
         return []
     cores = [clean(w.text) for w in words]
     lows = [c.lower() for c in cores]
-    starts = _sentence_starts([w.text for w in words])
+    raw = [w.text for w in words]
+    probs = [float(w.probability) for w in words]
+    starts = _sentence_starts(raw)
     cands: list[_Cand] = []
 
     emails = _dedupe_emails(
         find_emails(cores, _is_suffix)
         + find_web_addresses(cores, _is_suffix)
-        + find_spoken_email_soup(
-            cores, [w.text for w in words], [float(w.probability) for w in words]
-        )
+        + find_spoken_email_soup(cores, raw, probs)
     )
     cands += [_Cand(m.first, m.last, "EMAIL") for m in emails]
     in_email = {i for m in emails for i in range(m.first, m.last + 1)}
@@ -198,15 +199,14 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
         cands.append(_widen_date(_classify_run(run, cores, lows), cores, lows))
 
     cands += _dates_of_birth(cores, lows)
-    cands += _addresses(words_text=[w.text for w in words], cores=cores, lows=lows)
+    cands += _addresses(words_text=raw, cores=cores, lows=lows)
     cands += [_Cand(a, b, "NAME") for a, b in find_names(cores, starts) if a not in in_email]
-    probs = [float(w.probability) for w in words]
     taken = {i for c in cands for i in range(c.first, c.last + 1)}
     cands += [
         _Cand(a, b, "NAME")
         for a, b in [
-            *find_garbled_names(cores, probs, [w.text for w in words]),
-            *find_caller_names(cores, probs, [w.text for w in words]),
+            *find_garbled_names(cores, probs, raw),
+            *find_caller_names(cores, probs, raw),
         ]
         if a not in taken
     ]
@@ -290,7 +290,6 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
 _SOUP_WINDOW = 10  # words after a number cue that may hold a misheard value
 _SOUP_MIN_DIGITS = 3
 _SOUP_MEAN_PROB = 0.6  # the ASR's mean word probability over them must be under this
-_SOUP_TYPES = dict(_NUMBER_CUES)
 _SOUP_LINKS = frozenset("is was are it's its number".split())  # between the cue and the value
 
 
@@ -300,7 +299,7 @@ def _soup_digits(core: str, low: str) -> int:
     digits = written_digits(core)
     if digits is not None:
         return len(digits)
-    if is_number_word(low) or low in HOMOPHONES or low in REPEATS or low in ("oh", "o"):
+    if is_number_word(low) or low in HOMOPHONES or low in REPEATS:  # number words include "oh"
         return 1
     return 1 if low in _ORDINAL_WORDS else 0
 
@@ -318,7 +317,7 @@ def _cued_digit_soup(
     n = len(lows)
     for end in range(n - 1):
         cues = _NUMBER_INDEX.ending_at(lows, end)
-        typ = _SOUP_TYPES[cues[0]] if cues else ("PHONE" if lows[end] in _PHONE_CUES else None)
+        typ = _NUMBER_CUE_TYPES[cues[0]] if cues else ("PHONE" if lows[end] in _PHONE_CUES else None)
         if typ is None or typ in ("ADDRESS", "DATE_OF_BIRTH"):
             continue
         if ends_sentence(words[end]) and not _value_goes_on(words, cores, lows, end + 1):
@@ -588,15 +587,14 @@ def _classify_run(run: NumberRun, cores: list[str], lows: list[str]) -> _Cand:
     hits = _phrase_hits(lows, run.first - 1, _CUE_WINDOW)
     # a cue right after the number also counts: "... is my PIN"
     after = lows[run.last + 1 : run.last + 4]
-    cue_types = dict(_NUMBER_CUES)
     if hits:
         # nearest cue; among cues ending at the same word, the longest phrase
         hits.sort(key=lambda h: (h[0], -len(h[1])))
-        typ = cue_types[hits[0][1]]
+        typ = _NUMBER_CUE_TYPES[hits[0][1]]
     else:
         for w in after:
-            if (w,) in cue_types:
-                typ = cue_types[(w,)]
+            if (w,) in _NUMBER_CUE_TYPES:
+                typ = _NUMBER_CUE_TYPES[(w,)]
                 break
     if _SSN_WRITTEN.fullmatch(written) and typ in (None, "SSN", "ACCOUNT"):
         typ = "SSN"
