@@ -177,6 +177,7 @@ def test_date_of_birth(text: str) -> None:
         "The meeting is at ten thirty on Monday.",
         "The meeting starts at 10.30 on Monday.",
         "The meeting starts at 1030 on Monday.",
+        "The meeting starts at 10 30 on Monday.",
         "My email is not working again.",
         "Send the details to the office at noon.",
         "You can write to me at any time.",
@@ -223,6 +224,24 @@ def test_caller_name_before_calling_about_is_masked_when_the_cue_was_misheard() 
     t = _with_probs([("I", 0.58), ("live", 0.67), ("in,", 0.99), ("in", 0.64), ("Britain,", 0.51),
                      ("calling", 0.43), ("about", 0.68), ("my", 0.99), ("order.", 0.85)])
     assert mask_transcript(t, detect_pii(t)) == "I live in, in [NAME], calling about my order."
+
+
+def test_a_greeting_before_this_is_leaves_the_name_cue_to_find_the_name() -> None:
+    # "Hi, this is Kwame calling about my order" through a telephone line: the name alone is
+    # masked, not "this is" after the greeting cue, nor the "calling" after the name
+    t = _with_probs([("Hi,", 0.35), ("this", 0.52), ("is", 0.99), ("Gwen", 0.51), ("calling", 0.77),
+                     ("him", 0.53), ("out", 0.98), ("my", 0.93), ("order.", 0.91)])
+    assert mask_transcript(t, detect_pii(t)) == "Hi, this is [NAME] calling him out my order."
+
+
+def test_unsure_words_before_a_number_do_not_take_its_cue_with_them() -> None:
+    # "Sort code nine three three nine, six nine" through a telephone line: growing back over
+    # the unsure words stops at the cue "Code"; a word that is only part of a longer cue
+    # ("National" of "national insurance") does not stop it
+    t = _with_probs([("Sword", 0.15), ("Code", 0.26), ("9339", 0.32), ("69", 0.49), ("Same", 0.7)])
+    assert mask_transcript(t, detect_pii(t)) == "Sword Code [CODE] Same"
+    t = _with_probs([("It", 0.9), ("was", 0.9), ("National", 0.35), ("2-928.", 0.12)])
+    assert mask_transcript(t, detect_pii(t)) == "It was [NUMBER]."
 
 
 def test_calling_about_without_a_caller_name_is_left_alone() -> None:

@@ -15,6 +15,7 @@ from earshot.pipeline.second_opinion import (
     merge_spans,
     needs_second_opinion,
     only_new,
+    trim_agreed,
 )
 from earshot.pipeline.types import PiiSpan, Transcript, Word
 
@@ -168,3 +169,34 @@ def test_whisper_base_hears_a_name_and_the_detector_finds_it(say) -> None:  # no
     assert "robert" in heard.text.lower()
     assert [s.type for s in detect_pii(heard)] == ["NAME"]
     assert all(w.end_s > w.start_s for w in heard.words)
+
+
+def test_ordinary_words_both_models_heard_alike_leave_the_edges_of_a_span() -> None:
+    """A rule for unsure words took "Hi, this is" with the name; Whisper base heard the same
+    three words and found no personal data in them, so they are dropped, and the silence
+    starts where the earlier of the two models ends "is"."""
+    first = _heard(("Hi,", 0.35), ("this", 0.5), ("is", 0.9), ("Gwen", 0.5), ("about", 0.7))
+    other = Transcript("", [Word("Hi,", 0.0, 0.3, 0.5), Word("this", 0.3, 0.6, 0.8),
+                            Word("is", 0.6, 0.8, 0.9), Word("Wayne", 0.8, 1.2, 0.3),
+                            Word("about", 1.2, 1.5, 0.7)])  # fmt: skip
+    wayne = [PiiSpan("NAME", 0.8, 1.2, 3, 3)]
+    (span,) = trim_agreed([PiiSpan("NAME", 0.0, 1.5, 0, 4)], first, other, wayne)
+    assert (span.first_word, span.last_word) == (3, 3)
+    assert span.start_s == pytest.approx(0.8) and span.end_s == pytest.approx(1.2)
+
+
+def test_what_either_model_counts_as_the_value_is_never_trimmed() -> None:
+    first = _heard(("call", 0.9), ("Graham", 0.5), ("to", 0.3), ("eight", 0.4), ("at", 0.3),
+                   ("Ashford", 0.4), ("Drive", 0.4))  # fmt: skip
+    # the other model heard the same words and counted the name as a name: it stays
+    name = [PiiSpan("NAME", 0.3, 0.6, 1, 1)]
+    assert trim_agreed([PiiSpan("NAME", 0.0, 0.6, 0, 1)], first, first, name)[0].first_word == 1
+    assert trim_agreed([PiiSpan("NAME", 0.3, 0.9, 1, 2)], first, first, name)[0].last_word == 2
+    # digit homophones and numbers are never dropped, nor a span's only word
+    assert trim_agreed([PiiSpan("NUMBER", 0.6, 1.2, 2, 3)], first, first, [])[0].first_word == 2
+    assert trim_agreed([PiiSpan("NAME", 0.0, 0.3, 0, 0)], first, first, []) == [
+        PiiSpan("NAME", 0.0, 0.3, 0, 0)
+    ]
+    # nor the common words a street or an e-mail address ends in
+    street = PiiSpan("ADDRESS", 1.2, 2.1, 4, 6)
+    assert trim_agreed([street], first, first, []) == [PiiSpan("ADDRESS", 1.5, 2.1, 5, 6)]

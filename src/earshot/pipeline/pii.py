@@ -91,6 +91,7 @@ _PHONE_CUES = frozenset(
     "fax whatsapp number contact callback".split()
 )
 _CUE_WINDOW = 8
+_CUE_WORDS = frozenset(cue[0] for cue, _typ in _NUMBER_CUES if len(cue) == 1) | _PHONE_CUES
 
 _SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 _SORT_WRITTEN = re.compile(r"\d{2}-\d{2}-\d{2}")
@@ -426,13 +427,15 @@ def _room(cands: list[_Cand], k: int, n: int) -> tuple[int, int]:
 
 def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[int, int]:
     """words[first..last] grown over up to `_UNSURE_MAX` unsure words each way, within lo..hi,
-    never across a sentence end."""
+    never across a sentence end, nor back over a cue word ("Sword Code 9339": the cue that
+    says a value follows is not part of it)."""
     a, b = first, last
     while (
         a - 1 >= lo
         and first - (a - 1) <= _UNSURE_MAX
         and float(words[a - 1].probability) < UNSURE_PROB
         and not ends_sentence(words[a - 1])
+        and not _is_cue_word(words[a - 1].text)
     ):
         a -= 1
     while (
@@ -443,6 +446,12 @@ def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[
     ):
         b += 1
     return a, b
+
+
+def _is_cue_word(text: str) -> bool:
+    """A word of a number or phone cue ("code", "account", "number", ...), or its last
+    hyphen-joined part ("Short-code,")."""
+    return clean(text).lower().rsplit("-", 1)[-1] in _CUE_WORDS
 
 
 def _plausible_s(text: str) -> float:
@@ -660,8 +669,10 @@ def _is_clock_time(run: NumberRun, lows: list[str]) -> bool:
     joined = "".join(lows[run.first : run.last + 1])
     if not run.spoken and run.last - run.first <= 2 and _WRITTEN_TIME.fullmatch(joined):
         return before in _TIME_BEFORE or after in _TIME_AFTER
-    if not run.spoken and run.first == run.last and _COMPACT_TIME.fullmatch(joined):
-        # "at 1030 on Monday": ASR writes a spoken time without its colon
+    if not run.spoken and _COMPACT_TIME.fullmatch(joined) and (
+        run.first == run.last or (run.last == run.first + 1 and len(lows[run.last]) == 2)
+    ):
+        # "at 1030 on Monday", "at 10 30 on Monday": a spoken time written without its colon
         return (before in _TIME_BEFORE and after in _TIME_AFTER) or after in ("am", "pm")
     if not run.spoken or run.last - run.first > 2:
         return False

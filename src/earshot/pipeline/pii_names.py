@@ -217,11 +217,12 @@ UNSURE_NAME_CUES: tuple[tuple[str, ...], ...] = (
 _GARBLE_CUES = PhraseIndex([*UNSURE_NAME_CUES, ("with",)])
 _GARBLE_STOP = frozenset(
     "at to in on from with about for that and but so because if yesterday today tomorrow "
-    "tonight please thanks thank".split()
+    "tonight please thanks thank calling".split()
 )
 GARBLE_MAX_PROB = 0.7
+# "this": "Hi, this is ..." - the "this is" cue that follows finds the name itself
 _GARBLE_NOT_FIRST = frozenset(
-    "is was are were be at in on to me you him her us them it back up".split()
+    "is was are were be at in on to me you him her us them it back up this".split()
 )
 
 

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from earshot.pipeline.pii import cue_ends, ends_sentence
-from earshot.pipeline.pii_spoken import clean
-from earshot.pipeline.types import Audio, PiiSpan, Transcript
+from earshot.pipeline.pii import MONTHS, cue_ends, ends_sentence
+from earshot.pipeline.pii_names import gazetteer
+from earshot.pipeline.pii_spoken import HOMOPHONES, clean, is_number_word, written_digits
+from earshot.pipeline.types import Audio, PiiSpan, Transcript, Word
 
 if TYPE_CHECKING:
     from earshot.config import Settings
@@ -116,6 +117,58 @@ def map_onto(
     return mapped, audio_only
 
 
+def trim_agreed(
+    spans: list[PiiSpan], primary: Transcript, other: Transcript, other_spans: list[PiiSpan]
+) -> list[PiiSpan]:
+    """`spans` of `primary` without the ordinary words at their edges that both models heard
+    alike and the second transcript's detection left alone ("[Hi, this is] Gwen calling": a
+    rule for unsure words swept up what both models agree was said).
+
+    Only common words that are not numbers, digit homophones or months are dropped, never a
+    span's last word, nor from the end of a value that ends in common words ("... Ashford
+    Drive", "... dot com"). The silenced time is clipped at a dropped word: the earlier of
+    both models' ends before the span, the later of both starts after it.
+    """
+    words = primary.words
+    common = gazetteer().common
+    in_other = {i for s in other_spans for i in range(s.first_word, s.last_word + 1)}
+    outside = [
+        (clean(w.text).lower(), w) for i, w in enumerate(other.words) if i not in in_other
+    ]
+
+    def ordinary(core: str) -> bool:
+        low = core.lower()
+        return not (
+            low not in common or low in HOMOPHONES or low in MONTHS or is_number_word(low)
+            or written_digits(core) is not None
+        )  # fmt: skip
+
+    def match(i: int) -> Word | None:  # the other model's word for primary word i, if agreed
+        core = clean(words[i].text)
+        low = core.lower()
+        if not ordinary(core):
+            return None
+        mid = (words[i].start_s + words[i].end_s) / 2
+        for t, w in outside:
+            if t == low and abs((w.start_s + w.end_s) / 2 - mid) < 0.5:
+                return w
+        return None
+
+    out: list[PiiSpan] = []
+    for s in spans:
+        a, b = s.first_word, s.last_word
+        start, end = s.start_s, s.end_s
+        while a < b and (m := match(a)) is not None:
+            start = max(start, min(words[a].end_s, m.end_s))
+            a += 1
+        while b > a and s.type not in _ENDS_IN_WORDS and (m := match(b)) is not None:
+            end = min(end, max(words[b].start_s, m.start_s))
+            b -= 1
+        out.append(PiiSpan(s.type, start, max(start, end), a, b))
+    return out
+
+
+_ENDS_IN_WORDS = ("EMAIL", "ADDRESS", "DATE_OF_BIRTH")  # values whose last words are common words
 WIDENED_TYPES = ("EMAIL", "ADDRESS", "DATE_OF_BIRTH")  # values tiny.en finds in part on narrowband
 
 
