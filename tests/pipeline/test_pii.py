@@ -244,6 +244,38 @@ def test_unsure_words_before_a_number_do_not_take_its_cue_with_them() -> None:
     assert mask_transcript(t, detect_pii(t)) == "It was [NUMBER]."
 
 
+def test_a_spelled_address_is_found_from_its_end_when_its_cue_was_misheard() -> None:
+    # "You can write to me at dmitri dot nguyen at outlook dot com any time" by telephone
+    t = _with_probs([("You", 0.38), ("can", 0.95), ("rise", 0.86), ("to", 0.43), ("me,", 0.95),
+                     ("the", 0.34), ("me", 0.13), ("three", 0.32), ("not", 0.47), ("new", 0.47),
+                     ("yet", 0.34), ("outlook", 0.35), ("not", 0.25), ("calm", 0.36),
+                     ("anytime", 0.54)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "You can rise to me, [EMAIL] anytime"
+    # "Send the details to nadia dot petrov at outlook dot com please": "to" heard as "too."
+    t = _with_probs([("And", 0.18), ("the", 0.26), ("details", 0.66), ("too.", 0.41), ("Now", 0.52),
+                     ("you're", 0.9), ("not", 1.0), ("better", 0.2), ("on", 0.28), ("an", 0.4),
+                     ("outlook", 0.94), ("not", 0.37), ("come,", 0.42), ("please.", 0.96)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "And the details too. [EMAIL], please."
+    # a written ending is enough with two signals
+    t = _with_probs([("You", 0.4), ("can", 0.97), ("rise", 0.92), ("to", 0.66), ("me,", 0.94),
+                     ("K.", 0.15), ("Commander,", 0.17), ("Corvett", 0.17), ("from", 0.2),
+                     ("an", 0.29), ("nmemple", 0.17), (".com", 0.91), ("anytime.", 0.58)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "You can rise to me, [EMAIL] anytime."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He said he would write to me but he did not come.",
+        "I sent the details but the engineer did not come.",
+        "Email me when the parcel has not come by Friday.",
+    ],
+)
+def test_did_not_come_is_not_an_address_ending(text: str) -> None:
+    t = _with_probs([(w, 0.9) for w in text.split()])
+    assert detect_pii(t) == []
+
+
 def test_calling_about_without_a_caller_name_is_left_alone() -> None:
     for words in (
         [("I'm", 0.9), ("calling", 0.9), ("about", 0.9), ("my", 0.9), ("order.", 0.9)],

@@ -44,6 +44,7 @@ from earshot.pipeline.pii_spoken import (
     PhraseIndex,
     clean,
     find_emails,
+    find_emails_by_ending,
     find_number_runs,
     find_spoken_email_soup,
     find_web_addresses,
@@ -186,6 +187,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
         find_emails(cores, _is_suffix)
         + find_web_addresses(cores, _is_suffix)
         + find_spoken_email_soup(cores, raw, probs)
+        + find_emails_by_ending(cores, raw, probs)
     )
     cands += [_Cand(m.first, m.last, "EMAIL") for m in emails]
     in_email = {i for m in emails for i in range(m.first, m.last + 1)}

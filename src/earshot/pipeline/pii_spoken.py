@@ -547,6 +547,55 @@ def find_spoken_email_soup(
     return found
 
 
+# Words before a spelled address that say one is coming, as a telephone line leaves them
+# ("You can rise to me, ..." for "write to me at"; "the details too." for "details to").
+_EMAIL_CONTEXT = frozenset("write rise email e-mail mail details reach contact send".split())
+_EMAIL_CONTEXT_SKIP = frozenset("to too me at as a the it is was tell address".split())
+_MAIL_HOSTS = ("gmail", "hotmail", "outlook", "yahoo", "icloud", "example", "proton", "aol")
+_ENDING_WINDOW = 12  # words from the context word to the end of the address
+
+
+def find_emails_by_ending(
+    cores: list[str], raw: list[str], probs: list[float] | None = None
+) -> list[EmailMatch]:
+    """A spelled address found from its end: ".com" (or "not come" after a mail host or a word
+    the ASR was unsure of), with a word such as "write", "email" or "details" at most twelve
+    words before it and at least three address signals between. What a telephone line leaves
+    of "write to me at dmitri dot nguyen at outlook dot com": "rise to me, the me three not
+    new yet outlook not calm" - no cue for `find_spoken_email_soup`, but the end is clear.
+    """
+    lows = [c.lower() for c in cores]
+    out: list[EmailMatch] = []
+    for k, w in enumerate(lows):
+        written = w.endswith(_TLD_SUFFIXES)
+        spoken = (
+            w in (*_TLD_WORDS, "comm") and k >= 2 and lows[k - 1] in ("dot", "not", "period")
+            and (any(h in lows[k - 2] for h in _MAIL_HOSTS)
+                 or (probs is not None and probs[k - 2] < _UNSURE_DOT))
+        )  # fmt: skip
+        if not (written or spoken):
+            continue
+        start = None
+        for j in range(k - 1, max(-1, k - 1 - _ENDING_WINDOW), -1):
+            if lows[j] in _EMAIL_CONTEXT:
+                start = j + 1
+                break
+            sure = probs is None or probs[j] >= _UNSURE_DOT
+            if raw[j].strip().endswith(("?", "!")) or (raw[j].strip().endswith(".") and sure):
+                break  # a sentence the ASR was sure had ended
+        if start is None:
+            continue
+        while start < k and lows[start] in _EMAIL_CONTEXT_SKIP:
+            start += 1
+        signals = sum(
+            lows[j] in _EMAIL_SIGNALS or "." in lows[j] or any(h in lows[j] for h in _MAIL_HOSTS)
+            for j in range(start, k + 1)
+        )
+        if signals >= (2 if written else 3):
+            out.append(EmailMatch(start, k, ""))
+    return out
+
+
 def _split_underscore(lows: list[str], j: int) -> bool:
     """Word j is the "score" of "under score", as ASR often writes a spoken "underscore"."""
     return lows[j] == "score" and j > 0 and lows[j - 1] == "under"
