@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.pipeline.pii import detect_pii, mask_transcript
+from earshot.pipeline.pii import cut_off_value, detect_pii, mask_transcript
 from earshot.pipeline.types import PiiSpan, Transcript, Word
 
 
@@ -276,8 +276,27 @@ def test_did_not_come_is_not_an_address_ending(text: str) -> None:
     assert detect_pii(t) == []
 
 
+def test_a_capitalised_common_word_before_calling_about_is_a_name() -> None:
+    # "Hi, this is Mei calling about my order" by telephone: both models heard "May"
+    t = _with_probs([("I", 0.52), ("live", 0.65), ("in", 0.99), ("May", 0.75), ("calling", 0.78),
+                     ("about", 0.62), ("my", 0.97), ("order.", 0.85)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "I live in [NAME] calling about my order."
+
+
+def test_a_cue_that_ends_the_snippet_silences_the_rest_of_it() -> None:
+    # "My name is Esther." by telephone: both models dropped the name
+    t = _with_probs([("My", 0.35), ("name", 0.99), ("is", 0.94)])  # words end at 0.8 s
+    assert cut_off_value(t, 1.35) == [PiiSpan("UNTRANSCRIBED", pytest.approx(0.8), 1.35, -1, -1)]
+    # a finished sentence, a cue that is not last, or nothing left: nothing to silence
+    assert cut_off_value(_with_probs([("My", 0.9), ("name", 0.9), ("is.", 0.9)]), 1.35) == []
+    assert cut_off_value(_with_probs([("My", 0.9), ("name", 0.9), ("is", 0.9), ("Jo", 0.9)]), 2) == []
+    assert cut_off_value(t, 0.8) == []
+    assert cut_off_value(Transcript("", []), 1.0) == []
+
+
 def test_calling_about_without_a_caller_name_is_left_alone() -> None:
     for words in (
+        [("Hi,", 0.9), ("I'm", 0.9), ("calling", 0.9), ("about", 0.9), ("my", 0.9), ("order.", 0.9)],
         [("I'm", 0.9), ("calling", 0.9), ("about", 0.9), ("my", 0.9), ("order.", 0.9)],
         [("We", 0.9), ("keep", 0.9), ("calling", 0.9), ("about", 0.9), ("the", 0.9), ("refund.", 0.9)],
         [("The", 0.9), ("bank", 0.9), ("calling", 0.9), ("about", 0.9), ("fraud.", 0.9)],

@@ -169,7 +169,7 @@ class DeidPipeline:
         `rng` is for tests only; by default every snippet's voice parameters come from fresh
         OS entropy and are never kept.
         """
-        from earshot.pipeline.pii import detect_pii, mask_transcript
+        from earshot.pipeline.pii import cut_off_value, detect_pii, mask_transcript
         from earshot.pipeline.redact import redact_audio, to_snippet_edges, untranscribed_spans
 
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -194,6 +194,7 @@ class DeidPipeline:
                 silenced = [
                     *to_snippet_edges(pii, len(transcript.words), duration),
                     *untranscribed_spans(transcript.words, duration, audio=piece),
+                    *cut_off_value(transcript, duration),
                     *extra,
                 ]
                 redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)

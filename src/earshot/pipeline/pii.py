@@ -551,6 +551,26 @@ def cue_ends(lows: list[str]) -> list[int]:
     return [j for j in range(len(lows)) if _ANY_CUE.any_ending_at(lows, j)]
 
 
+# Last words of a cue that cannot end a sentence: the value must follow ("my name is", "call
+# me", "write to me at"), unlike "... about my order" or "... by text".
+_CUE_LINKS = frozenset("is was at to for me as by called named name's email's".split())
+
+
+def cut_off_value(transcript: Transcript, duration_s: float) -> list[PiiSpan]:
+    """The rest of the snippet after a PII cue that ends it with no full stop ("My name is"):
+    the ASR expected more and dropped it, most often the value itself ("My name is Esther."
+    through a telephone line). Audio only (type UNTRANSCRIBED, no words); no recognised
+    word lies there to lose."""
+    words = transcript.words
+    if not words or ends_sentence(words[-1]) or words[-1].text.strip().endswith((",", ";", ":")):
+        return []
+    lows = [clean(w.text).lower().rsplit("-", 1)[-1] for w in words]
+    if lows[-1] not in _CUE_LINKS or not _ANY_CUE.any_ending_at(lows, len(lows) - 1):
+        return []
+    start = min(max(float(words[-1].end_s), 0.0), duration_s)
+    return [PiiSpan("UNTRANSCRIBED", start, duration_s, -1, -1)] if duration_s > start else []
+
+
 # ------------------------------------------------------------------ helpers
 
 

@@ -279,7 +279,9 @@ def find_caller_names(cores: list[str], probs: list[float], raw: list[str]) -> l
             continue
         first = k
         for j in range(k - 1, max(-1, k - 4), -1):
-            if lows[j] in FUNCTION_WORDS or not _nameish(cores[j]):
+            if (lows[j] in FUNCTION_WORDS and not _capitalised_inside(cores, raw, j)) or not _nameish(
+                cores[j]
+            ):
                 break
             if j < k - 1 and raw[j].strip().endswith((".", "?", "!", ",", ";", ":")):
                 break  # a clause ends before the words next to "calling"
@@ -288,7 +290,17 @@ def find_caller_names(cores: list[str], probs: list[float], raw: list[str]) -> l
             continue
         words = range(first, k)
         if min(probs[i] for i in words) < GARBLE_MAX_PROB or any(
-            _is_cap(cores[i]) and lows[i] not in gz.common for i in words
+            (_is_cap(cores[i]) and lows[i] not in gz.common) or _capitalised_inside(cores, raw, i)
+            for i in words
         ):
             out.append((first, k - 1))
     return out
+
+
+def _capitalised_inside(cores: list[str], raw: list[str], i: int) -> bool:
+    """Word i is capitalised inside a sentence ("I live in May calling about ..."): a name or a
+    month there, not the common word it spells ("may")."""
+    return (
+        i > 0 and cores[i][:1].isupper() and cores[i].isalpha() and len(cores[i]) >= 2
+        and not raw[i - 1].strip().endswith((".", "?", "!"))
+    )  # fmt: skip
