@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.pipeline.pii import cut_off_value, detect_pii, mask_transcript
+from earshot.pipeline.pii import cut_off_value, detect_pii, mask_transcript, take_soundalikes
 from earshot.pipeline.types import PiiSpan, Transcript, Word
 
 
@@ -292,6 +292,26 @@ def test_a_cue_that_ends_the_snippet_silences_the_rest_of_it() -> None:
     assert cut_off_value(_with_probs([("My", 0.9), ("name", 0.9), ("is", 0.9), ("Jo", 0.9)]), 2) == []
     assert cut_off_value(t, 0.8) == []
     assert cut_off_value(Transcript("", []), 1.0) == []
+
+
+def test_digit_sound_alikes_next_to_a_number_join_it_after_detection() -> None:
+    # "the sort code is seven four eight eight, five three" by telephone: "time free."
+    t = _with_probs([("The", 0.2), ("Thorc", 0.06), ("Covid,", 0.51), ("748,", 0.24),
+                     ("time", 0.48), ("free.", 0.63)])  # fmt: skip
+    spans = take_soundalikes(t, detect_pii(t))
+    assert mask_transcript(t, spans) == "The Thorc Covid, [NUMBER]."
+    # "sort code five two eight double two one": "I'm" for "five"; a sure "I'm", and one past a
+    # full stop, stay
+    t = _with_probs([("Sword", 0.19), ("Code,", 0.21), ("I'm", 0.47), ("28-1-2-1,", 0.25),
+                     ("same", 0.8), ("branch", 0.79)])  # fmt: skip
+    assert mask_transcript(t, take_soundalikes(t, detect_pii(t))) == "Sword Code, [CODE], same branch"
+    t = _with_probs([("I'm", 0.9), ("555", 0.5), ("0199.", 0.5), ("Fine", 0.3)])
+    assert mask_transcript(t, take_soundalikes(t, detect_pii(t))) == "I'm [PHONE]. Fine"
+    # names and other types do not grow; spans with no words are left as they are
+    t = _with_probs([("Call", 0.9), ("Anna", 0.9), ("to", 0.3)])
+    assert take_soundalikes(t, detect_pii(t)) == detect_pii(t)
+    audio_only = [PiiSpan("PHONE", 0.0, 1.0, -1, -1)]
+    assert take_soundalikes(t, audio_only) == audio_only
 
 
 def test_calling_about_without_a_caller_name_is_left_alone() -> None:

@@ -372,6 +372,55 @@ _STRAY_GAP = 2  # words between a digit run and a stray digit word
 _STRAY_UNSURE = 0.7  # ... each of them less sure than this
 
 
+# Words a telephone line makes of a digit next to a number ("I'm [double 6]" for "five double
+# six", "[748,] time free." for "... five three"): taken into a digit span when unsure.
+_SOUNDALIKES = frozenset(HOMOPHONES) | {"i'm", "time", "times", "fine"}
+_SOUNDALIKE_PROB = 0.7
+_SOUNDALIKE_MAX = 2  # words each side
+
+
+def take_soundalikes(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSpan]:
+    """`spans` (of `transcript`'s words, in order) with each digit span grown over up to two
+    adjacent digit sound-alikes the ASR was unsure of, never across a sentence end.
+
+    Applied to the final spans, after the second opinion: a span grown before it would cover
+    the unsure word that makes a snippet worth asking about (`second_opinion`)."""
+    words = transcript.words
+    lows = [clean(w.text).lower() for w in words]
+    cands = [_Cand(s.first_word, s.last_word, s.type) for s in spans]
+    if any(c.first < 0 for c in cands):
+        return spans
+    out = []
+    for s, c in zip(spans, _take_soundalikes(cands, words, lows), strict=True):
+        if (c.first, c.last) == (s.first_word, s.last_word):
+            out.append(s)
+            continue
+        start, end = _span_times(words, c.first, c.last)
+        out.append(PiiSpan(s.type, min(start, s.start_s), max(end, s.end_s), c.first, c.last))
+    return out
+
+
+def _take_soundalikes(cands: list[_Cand], words: list, lows: list[str]) -> list[_Cand]:
+    out: list[_Cand] = []
+    for k, c in enumerate(cands):
+        a, b = c.first, c.last
+        if c.type in _DIGIT_SPAN_TYPES:
+            lo, hi = _room(cands, k, len(words))
+
+            def alike(j: int, end: int) -> bool:  # word j, with no sentence end after word `end`
+                return (
+                    lows[j] in _SOUNDALIKES and float(words[j].probability) < _SOUNDALIKE_PROB
+                    and not ends_sentence(words[end])
+                )  # fmt: skip
+
+            while a - 1 >= max(lo, c.first - _SOUNDALIKE_MAX) and alike(a - 1, a - 1):
+                a -= 1
+            while b + 1 <= min(hi, c.last + _SOUNDALIKE_MAX) and alike(b + 1, b):
+                b += 1
+        out.append(_Cand(a, b, c.type))
+    return out
+
+
 def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
     """Grow a digit span (already grown over unsure words) to a lone digit word one or two
     words away when the ASR was not sure of it or the words between: the number's first
