@@ -293,17 +293,22 @@ def _cued_values(words: list, cores: list[str], lows: list[str], taken: list[int
 _SOUP_WINDOW = 10  # words after a number cue that may hold a misheard value
 _SOUP_MIN_DIGITS = 3
 _SOUP_MEAN_PROB = 0.6  # the ASR's mean word probability over them must be under this
-_SOUP_LINKS = frozenset("is was are it's its number".split())  # between the cue and the value
+# between the cue and the value ("in": "is" through a telephone line)
+_SOUP_LINKS = frozenset("is was are it's its number in".split())
 
 
 def _soup_digits(core: str, low: str) -> int:
     """Digits a word may say inside a misheard number: a written number's digits ("6th" one,
-    "1948" four), one for a number word, a digit homophone ("to", "for"), "oh" or "double"."""
+    "1948" four), one for a number word, a digit homophone ("to", "for"), "oh" or "double";
+    of a word the ASR glued with hyphens, those its parts say ("5-level", "high-five")."""
     digits = written_digits(core)
     if digits is not None:
         return len(digits)
     if is_number_word(low) or low in HOMOPHONES or low in REPEATS:  # number words include "oh"
         return 1
+    if "-" in low:
+        parts = [(c, c.lower()) for c in core.split("-") if c]
+        return sum(_soup_digits(c, lw) for c, lw in parts) if len(parts) > 1 else 0
     return 1 if low in _ORDINAL_WORDS else 0
 
 
