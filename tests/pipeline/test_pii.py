@@ -373,7 +373,7 @@ def test_number_broken_up_by_misheard_words_after_a_cue_is_masked() -> None:
     # digits inside words the ASR glued with hyphens: "code is five double nine five, oh eight"
     t = _with_probs([("The", 0.16), ("mareification", 0.14), ("code", 0.8), ("in", 0.5),
                      ("5-level", 0.14), ("high-five,", 0.09), ("8.", 0.35)])  # fmt: skip
-    assert mask_transcript(t, detect_pii(t)) == "The mareification code in [CODE]"
+    assert mask_transcript(t, detect_pii(t)) == "The mareification code in [CODE]."
     # the linking "was" after the cue stays readable, even when unsure
     t = _with_probs([("The", 0.9), ("account", 0.9), ("was", 0.5), ("I'm", 0.5), ("for", 0.3),
                      ("them", 0.2), ("6", 0.4), ("to", 0.5), ("me.", 0.5)])
