@@ -14,12 +14,13 @@ from earshot.pipeline.types import SAMPLE_RATE, PiiSpan, Transcript, Word
 class StubTranscriber:
     """One word at 0.3-0.8 s of every piece; records what it was given."""
 
-    def __init__(self) -> None:
+    def __init__(self, probability: float = 1.0) -> None:
         self.pieces: list[np.ndarray] = []
+        self.probability = probability
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         self.pieces.append(audio.copy())
-        return Transcript("secret", [Word("secret", 0.3, 0.8)])
+        return Transcript("secret", [Word("secret", 0.3, 0.8, self.probability)])
 
 
 class NoisyAnonymiser:
@@ -284,15 +285,16 @@ class NameEar:
         return [Transcript("This is Mei Doe.", words) for _ in audios]
 
 
-def test_a_telephone_band_recording_asks_the_second_opinion_about_every_snippet(two_utterances) -> None:  # noqa: ANN001
+def test_a_telephone_band_recording_asks_the_second_opinion_about_every_unsure_snippet(two_utterances) -> None:  # noqa: ANN001, E501
     """tiny.en mishears 8 kHz speech with no cue to show it: every snippet of a band-limited
-    recording is heard again, and what only the second model found is masked and silenced."""
+    recording that it was unsure of is heard again, and what only the second model found is
+    masked and silenced."""
     from earshot.evaluation.manifest import telephone_band
     from earshot.pipeline.second_opinion import SecondOpinion
 
     ear = NameEar()
     pipe = DeidPipeline(
-        transcriber=StubTranscriber(), anonymiser=NoisyAnonymiser(),
+        transcriber=StubTranscriber(probability=0.35), anonymiser=NoisyAnonymiser(),
         second_opinion=SecondOpinion(lambda: ear),  # type: ignore[arg-type, return-value]
     )  # fmt: skip
     snippets = pipe.process(telephone_band(two_utterances), rng=np.random.default_rng(6))
@@ -309,12 +311,29 @@ def test_a_telephone_band_recording_asks_the_second_opinion_about_every_snippet(
     assert ear.calls == []
 
 
+def test_a_telephone_band_snippet_heard_with_confidence_is_not_asked(two_utterances) -> None:  # noqa: ANN001
+    """Every word at probability 0.4 or more: no second hearing (most of a call's ordinary
+    speech; the cue rule still asks where a cue is followed by unsure words)."""
+    from earshot.evaluation.manifest import telephone_band
+    from earshot.pipeline.second_opinion import SecondOpinion
+
+    ear = NameEar()
+    pipe = DeidPipeline(
+        transcriber=StubTranscriber(probability=0.45), anonymiser=NoisyAnonymiser(),
+        second_opinion=SecondOpinion(lambda: ear),  # type: ignore[arg-type, return-value]
+    )  # fmt: skip
+    assert len(pipe.process(telephone_band(two_utterances))) == 2
+    assert ear.calls == []
+
+
 def test_the_telephone_rule_can_be_turned_off(two_utterances) -> None:  # noqa: ANN001
     from earshot.evaluation.manifest import telephone_band
     from earshot.pipeline.second_opinion import SecondOpinion, SecondOpinionOptions
 
     ear = NameEar()
     opinion = SecondOpinion(lambda: ear, SecondOpinionOptions(every_narrowband_snippet=False))  # type: ignore[arg-type, return-value]
-    pipe = DeidPipeline(transcriber=StubTranscriber(), anonymiser=NoisyAnonymiser(), second_opinion=opinion)
+    pipe = DeidPipeline(
+        transcriber=StubTranscriber(probability=0.35), anonymiser=NoisyAnonymiser(), second_opinion=opinion
+    )
     assert len(pipe.process(telephone_band(two_utterances))) == 2
     assert ear.calls == []

@@ -257,7 +257,11 @@ class DeidPipeline:
                 and len(cued) < sum(1 for t in transcripts if t.words)
                 and band_edge_hz(audio) is not None
             )
-            asked = [i for i, t in enumerate(transcripts) if i in cued or (narrow and t.words)]
+            sure = self.second_opinion.options.narrowband_sure_prob
+            asked = [
+                i for i, t in enumerate(transcripts)
+                if i in cued or (narrow and t.words and min(w.probability for w in t.words) < sure)
+            ]  # fmt: skip
         if not asked:
             return extra
         with self.timings.measure("second_opinion"):

@@ -36,6 +36,8 @@ class SecondOpinionOptions:
     # a band-limited recording (a telephone call): every snippet with words is heard again,
     # since tiny.en mishears narrowband speech past what any cue rule can see (deid-pipeline.md)
     every_narrowband_snippet: bool = True
+    # ... except one tiny.en heard every word of with at least this probability
+    narrowband_sure_prob: float = 0.4
 
 
 def needs_second_opinion(
