@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     asr_threads: int = 2
     # Whisper base re-hears snippets where a PII cue meets unsure words (pipeline.second_opinion)
     second_opinion: bool = True
-    # ... and every snippet of a band-limited (telephone) recording, where no cue shows what
-    # tiny.en misheard (docs/deid-pipeline.md, "Telephone-band speech")
+    # ... and every snippet of a band-limited (telephone) recording with a word tiny.en was
+    # unsure of, where no cue shows what it misheard (docs/deid-pipeline.md, "Telephone-band
+    # speech")
     second_opinion_telephone: bool = True
 
     # Review queue (read by review.policy.ReviewPolicy.from_settings).

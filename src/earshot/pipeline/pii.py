@@ -406,18 +406,17 @@ def take_soundalikes(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSp
 
 
 def _take_soundalikes(cands: list[_Cand], words: list, lows: list[str]) -> list[_Cand]:
+    def alike(j: int, end: int) -> bool:  # word j, with no sentence end after word `end`
+        return (
+            lows[j] in _SOUNDALIKES and float(words[j].probability) < _SOUNDALIKE_PROB
+            and not ends_sentence(words[end])
+        )  # fmt: skip
+
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         a, b = c.first, c.last
         if c.type in _DIGIT_SPAN_TYPES:
             lo, hi = _room(cands, k, len(words))
-
-            def alike(j: int, end: int) -> bool:  # word j, with no sentence end after word `end`
-                return (
-                    lows[j] in _SOUNDALIKES and float(words[j].probability) < _SOUNDALIKE_PROB
-                    and not ends_sentence(words[end])
-                )  # fmt: skip
-
             while a - 1 >= max(lo, c.first - _SOUNDALIKE_MAX) and alike(a - 1, a - 1):
                 a -= 1
             while b + 1 <= min(hi, c.last + _SOUNDALIKE_MAX) and alike(b + 1, b):

@@ -279,9 +279,8 @@ def find_caller_names(cores: list[str], probs: list[float], raw: list[str]) -> l
             continue
         first = k
         for j in range(k - 1, max(-1, k - 4), -1):
-            if (lows[j] in FUNCTION_WORDS and not _capitalised_inside(cores, raw, j)) or not _nameish(
-                cores[j]
-            ):
+            function_word = lows[j] in FUNCTION_WORDS and not _capitalised_inside(cores, raw, j)
+            if function_word or not _nameish(cores[j]):
                 break
             if j < k - 1 and raw[j].strip().endswith((".", "?", "!", ",", ";", ":")):
                 break  # a clause ends before the words next to "calling"
