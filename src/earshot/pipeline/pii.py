@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from earshot.pipeline.pii_names import (
@@ -406,21 +407,15 @@ def take_soundalikes(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSp
 
 
 def _take_soundalikes(cands: list[_Cand], words: list, lows: list[str]) -> list[_Cand]:
-    def alike(j: int, end: int) -> bool:  # word j, with no sentence end after word `end`
-        return (
-            lows[j] in _SOUNDALIKES and float(words[j].probability) < _SOUNDALIKE_PROB
-            and not ends_sentence(words[end])
-        )  # fmt: skip
+    def alike(j: int) -> bool:
+        return lows[j] in _SOUNDALIKES and float(words[j].probability) < _SOUNDALIKE_PROB
 
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         a, b = c.first, c.last
         if c.type in _DIGIT_SPAN_TYPES:
             lo, hi = _room(cands, k, len(words))
-            while a - 1 >= max(lo, c.first - _SOUNDALIKE_MAX) and alike(a - 1, a - 1):
-                a -= 1
-            while b + 1 <= min(hi, c.last + _SOUNDALIKE_MAX) and alike(b + 1, b):
-                b += 1
+            a, b = _grow(a, b, lo, hi, words, alike, alike, _SOUNDALIKE_MAX)
         out.append(_Cand(a, b, c.type))
     return out
 
@@ -484,29 +479,39 @@ def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[
     """words[first..last] grown over up to `_UNSURE_MAX` unsure words each way, within lo..hi,
     never across a sentence end, nor back over a cue word ("Sword Code 9339": the cue that
     says a value follows is not part of it)."""
+
+    def unsure(j: int) -> bool:
+        return float(words[j].probability) < UNSURE_PROB
+
+    def unsure_not_cue(j: int) -> bool:
+        return unsure(j) and not _is_cue_word(words[j].text)
+
+    return _grow(first, last, lo, hi, words, unsure_not_cue, unsure, _UNSURE_MAX)
+
+
+def _grow(
+    first: int, last: int, lo: int, hi: int, words: list,
+    back: Callable[[int], bool], on: Callable[[int], bool], most: int,
+) -> tuple[int, int]:
+    """words[first..last] grown over up to `most` words each way within lo..hi: back while
+    `back(word index)` holds, on while `on(...)` does; never across a sentence end."""
     a, b = first, last
-    while (
-        a - 1 >= lo
-        and first - (a - 1) <= _UNSURE_MAX
-        and float(words[a - 1].probability) < UNSURE_PROB
-        and not ends_sentence(words[a - 1])
-        and not _is_cue_word(words[a - 1].text)
-    ):
+    while a - 1 >= max(lo, first - most) and back(a - 1) and not ends_sentence(words[a - 1]):
         a -= 1
-    while (
-        b + 1 <= hi
-        and (b + 1) - last <= _UNSURE_MAX
-        and float(words[b + 1].probability) < UNSURE_PROB
-        and not ends_sentence(words[b])
-    ):
+    while b + 1 <= min(hi, last + most) and on(b + 1) and not ends_sentence(words[b]):
         b += 1
     return a, b
 
 
+def cue_form(text: str) -> str:
+    """A word as the cue rules read it: cleaned, lower-case, and only its last hyphen-joined
+    part, since the ASR glues words it is unsure of ("Short-code," -> "code")."""
+    return clean(text).lower().rsplit("-", 1)[-1]
+
+
 def _is_cue_word(text: str) -> bool:
-    """A word of a number or phone cue ("code", "account", "number", ...), or its last
-    hyphen-joined part ("Short-code,")."""
-    return clean(text).lower().rsplit("-", 1)[-1] in _CUE_WORDS
+    """A word of a one-word number or phone cue ("code", "account", "number", ...)."""
+    return cue_form(text) in _CUE_WORDS
 
 
 def _plausible_s(text: str) -> float:
@@ -617,7 +622,7 @@ def cut_off_value(transcript: Transcript, duration_s: float) -> list[PiiSpan]:
     words = transcript.words
     if not words or ends_sentence(words[-1]) or words[-1].text.strip().endswith((",", ";", ":")):
         return []
-    lows = [clean(w.text).lower().rsplit("-", 1)[-1] for w in words]
+    lows = [cue_form(w.text) for w in words]
     if lows[-1] not in _CUE_LINKS or not _ANY_CUE.any_ending_at(lows, len(lows) - 1):
         return []
     start = min(max(float(words[-1].end_s), 0.0), duration_s)

@@ -570,7 +570,7 @@ def find_emails_by_ending(
         written = w.endswith(_TLD_SUFFIXES)
         spoken = (
             w in (*_TLD_WORDS, "comm") and k >= 2 and lows[k - 1] in ("dot", "not", "period")
-            and (any(h in lows[k - 2] for h in _MAIL_HOSTS)
+            and (_has_mail_host(lows[k - 2])
                  or (probs is not None and probs[k - 2] < _UNSURE_DOT))
         )  # fmt: skip
         if not (written or spoken):
@@ -588,12 +588,17 @@ def find_emails_by_ending(
         while start < k and lows[start] in _EMAIL_CONTEXT_SKIP:
             start += 1
         signals = sum(
-            lows[j] in _EMAIL_SIGNALS or "." in lows[j] or any(h in lows[j] for h in _MAIL_HOSTS)
+            lows[j] in _EMAIL_SIGNALS or "." in lows[j] or _has_mail_host(lows[j])
             for j in range(start, k + 1)
         )
         if signals >= (2 if written else 3):
             out.append(EmailMatch(start, k, ""))
     return out
+
+
+def _has_mail_host(low: str) -> bool:
+    """The word holds a mail host's name, as ASR glues it ("outlooks", "toutlook")."""
+    return any(h in low for h in _MAIL_HOSTS)
 
 
 def _split_underscore(lows: list[str], j: int) -> bool:

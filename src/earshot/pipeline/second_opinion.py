@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from earshot.pipeline.pii import MONTHS, cue_ends, ends_sentence
+from earshot.pipeline.pii import MONTHS, cue_ends, cue_form, ends_sentence
 from earshot.pipeline.pii_names import gazetteer
 from earshot.pipeline.pii_spoken import HOMOPHONES, clean, is_number_word, written_digits
 from earshot.pipeline.types import Audio, PiiSpan, Transcript, Word
@@ -53,7 +53,7 @@ def needs_second_opinion(
     words = transcript.words
     if not words:
         return False
-    lows = [clean(w.text).lower().rsplit("-", 1)[-1] for w in words]
+    lows = [cue_form(w.text) for w in words]
     covered = {i for s in spans for i in range(s.first_word, s.last_word + 1)}
     for k in cue_ends(lows):
         if k + 1 >= len(words):
@@ -82,17 +82,10 @@ def map_onto(
     words.
     """
     words = primary.words
-    in_span = {i for s in spans for i in range(s.first_word, s.last_word + 1)}
-    heard_outside = [
-        (clean(w.text).lower(), (w.start_s + w.end_s) / 2)
-        for i, w in enumerate(other.words)
-        if i not in in_span
-    ]
+    heard_outside = _heard_outside(other, spans)
 
     def agreed(i: int) -> bool:
-        low = clean(words[i].text).lower()
-        mid = (words[i].start_s + words[i].end_s) / 2
-        return bool(low) and any(t == low and abs(m - mid) < 0.5 for t, m in heard_outside)
+        return _heard_alike(words[i], heard_outside) is not None
 
     mapped: list[PiiSpan] = []
     audio_only: list[PiiSpan] = []
@@ -133,28 +126,17 @@ def trim_agreed(
     """
     words = primary.words
     common = gazetteer().common
-    in_other = {i for s in other_spans for i in range(s.first_word, s.last_word + 1)}
-    outside = [
-        (clean(w.text).lower(), w) for i, w in enumerate(other.words) if i not in in_other
-    ]
-
-    def ordinary(core: str) -> bool:
-        low = core.lower()
-        return not (
-            low not in common or low in HOMOPHONES or low in MONTHS or is_number_word(low)
-            or written_digits(core) is not None
-        )  # fmt: skip
+    outside = _heard_outside(other, other_spans)
 
     def match(i: int) -> Word | None:  # the other model's word for primary word i, if agreed
         core = clean(words[i].text)
         low = core.lower()
-        if not ordinary(core):
+        if (
+            low not in common or low in HOMOPHONES or low in MONTHS or is_number_word(low)
+            or written_digits(core) is not None
+        ):  # fmt: skip
             return None
-        mid = (words[i].start_s + words[i].end_s) / 2
-        for t, w in outside:
-            if t == low and abs((w.start_s + w.end_s) / 2 - mid) < 0.5:
-                return w
-        return None
+        return _heard_alike(words[i], outside)
 
     out: list[PiiSpan] = []
     for s in spans:
@@ -168,6 +150,23 @@ def trim_agreed(
             b -= 1
         out.append(PiiSpan(s.type, start, max(start, end), a, b))
     return out
+
+
+def _heard_outside(other: Transcript, spans: list[PiiSpan]) -> list[tuple[str, Word]]:
+    """The words of `other` outside `spans`, each with its cleaned lower-case form."""
+    inside = {i for s in spans for i in range(s.first_word, s.last_word + 1)}
+    return [(clean(w.text).lower(), w) for i, w in enumerate(other.words) if i not in inside]
+
+
+def _heard_alike(word: Word, heard: list[tuple[str, Word]]) -> Word | None:
+    """The word of `heard` (`_heard_outside`) that is `word` heard by the other model: the same
+    cleaned text, its middle within 0.5 s of `word`'s."""
+    low = clean(word.text).lower()
+    mid = (word.start_s + word.end_s) / 2
+    for t, w in heard:
+        if low and t == low and abs((w.start_s + w.end_s) / 2 - mid) < 0.5:
+            return w
+    return None
 
 
 _ENDS_IN_WORDS = ("EMAIL", "ADDRESS", "DATE_OF_BIRTH")  # values whose last words are common words
