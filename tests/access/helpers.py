@@ -58,10 +58,14 @@ totp_module._clock = _now
 
 
 def totp_code(secret: str) -> str:
-    """A valid code newer than any used before with `secret` (moving the TOTP clock on if it has to)."""
+    """A valid code newer than any used before with `secret` (moving the TOTP clock on if it has to).
+
+    The code is for the current step, never the previous one: a step that rolls over before the
+    server checks it would otherwise leave the code two steps old, outside the accepted window
+    (a slow CI run failed enrolment that way)."""
     global _clock_offset
     current = int(_now() // 30)
-    step = max(current - 1, _last_step.get(secret, -1) + 1)
+    step = max(current, _last_step.get(secret, -1) + 1)
     if step > current:
         _clock_offset += step * 30 + 0.5 - _now()
     _last_step[secret] = step
