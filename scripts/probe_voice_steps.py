@@ -4,6 +4,7 @@ Not part of the product: a development harness for docs/deid-evaluation.md (nint
 never touches actors 13-24. Every second utterance of actors 01-12 (72), faster-whisper tiny.en.
 
     .venv/bin/python scripts/probe_voice_steps.py 0.7 0.7:1.2 0.7:1:1 0.7:1:0:300
+    .venv/bin/python scripts/probe_voice_steps.py --narrowband 1 0.7   # telephone-band input
 
 Each argument is `pitch_ratio[:formant[:timbre[:high_pass_hz[:random_db[:w1:w2:w3]]]]]`: the
 pitch ratio and the formant factor are fixed (no per-band warp, one candidate); `timbre` 1
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from earshot.evaluation.asr import WhisperJudge
-from earshot.evaluation.manifest import load_audio, read_manifest
+from earshot.evaluation.manifest import load_audio, read_manifest, telephone_band
 from earshot.evaluation.metrics import word_error_rate
 from earshot.pipeline.voice import _ANCHORS_HZ, AnonymiserConfig, VoiceAnonymiser, _Draw
 
@@ -64,12 +65,17 @@ class PinnedAnonymiser(VoiceAnonymiser):
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    narrowband = "--narrowband" in args  # telephone input: through 8 kHz and back first
+    args = [a for a in args if a != "--narrowband"]
     rows = [r for r in read_manifest(DATA) if r.speaker in TUNING][::2]
     audio = [load_audio(r.path) for r in rows]
+    if narrowband:
+        audio = [telephone_band(a) for a in audio]
     refs = [r.transcript for r in rows]
     judge = WhisperJudge(cpu_threads=2)
     print(f"original {100 * word_error_rate(refs, [judge.transcribe(a) for a in audio]):.2f} %")
-    for spec in sys.argv[1:]:
+    for spec in args:
         anon = PinnedAnonymiser(*(float(v) for v in spec.split(":")))
         hyps = [judge.transcribe(anon.anonymise(a, np.random.default_rng(i))) for i, a in enumerate(audio)]
         print(f"{spec:20s} {100 * word_error_rate(refs, hyps):.2f} %", flush=True)

@@ -68,6 +68,10 @@ class AnonymiserConfig:
     # carries (a telephone call's 4-8 kHz); the timbre step never lifts it, and the pitch shift
     # takes no excitation from it (0: off)
     band_empty_db: float = 40.0
+    # a band-limited recording's formant raise: above this fraction of the band edge the warp
+    # is compressed so the edge maps onto itself and the top of the band is not pushed out of
+    # it (0: off; twenty-second round)
+    edge_knee: float = 0.0
     ltas_random_db: float = 7.0  # std (dB) of the random pseudo-speaker average envelope
     timbre_terms: int = 3  # cosines (log-frequency axis) of that envelope: its smoothness
     hp_cutoff_hz: tuple[float, float] = (150.0, 400.0)  # log-uniform high-pass corner; (0, 0): off
@@ -189,6 +193,47 @@ def band_edge_hz(audio: Audio, config: AnonymiserConfig | None = None) -> float 
     return None if edge is None else edge * bin_hz
 
 
+def _keep_edge(src: np.ndarray, edge: float, knee: float) -> np.ndarray:
+    """A warp `src` (source bin per output bin) that would push the top of a band-limited
+    recording past its edge, compressed from `knee` x edge up so the edge maps onto itself."""
+    k1 = int(knee * edge)
+    top = int(np.floor(edge))
+    if k1 >= top or src[top] >= edge:
+        return src
+    out = src.copy()
+    k = np.arange(k1, top + 1)
+    out[k1 : top + 1] = src[k1] + (k - k1) * (edge - src[k1]) / (top - k1)
+    above = np.arange(top + 1, len(src))
+    out[top + 1 :] = np.maximum(src[top + 1 :], above)  # past the edge: still outside the band
+    return np.maximum.accumulate(out)
+
+
+def _keep_edge(src: np.ndarray, edge: float, knee: float) -> np.ndarray:
+    """A warp `src` (source bin per output bin) that would push the top of a band-limited
+    recording past its edge, compressed from `knee` x edge up so the edge maps onto itself."""
+    k1 = int(knee * edge)
+    top = int(np.floor(edge))
+    if k1 >= top or src[top] >= edge:
+        return src
+    out = src.copy()
+    k = np.arange(k1, top + 1)
+    out[k1 : top + 1] = src[k1] + (k - k1) * (edge - src[k1]) / (top - k1)
+    above = np.arange(top + 1, len(src))
+    out[top + 1 :] = np.maximum(src[top + 1 :], above)  # past the edge: still outside the band
+    return np.maximum.accumulate(out)
+
+
+def _mirrored_envelope(log_mag: np.ndarray, env: np.ndarray, edge: float, c: AnonymiserConfig) -> np.ndarray:
+    """The envelope of a band-limited recording (top carried bin `edge`) without the ringing
+    of the cliff at its edge: inside the band, smoothed over the spectrum mirrored about the
+    edge (no cliff to smooth); past it, `env` as it was (the empty band stays empty)."""
+    e = int(np.floor(edge))
+    k = np.arange(log_mag.shape[1])
+    src = np.where(k <= e, k, np.maximum(2 * e - k, 0))
+    inside = cepstral_envelope(log_mag[:, src], c.lifter, c.envelope_iterations)
+    return np.where(k <= e, inside, env)
+
+
 @dataclass(frozen=True)
 class _Draw:
     """One snippet's random parameters (local to a call; never stored)."""
@@ -268,6 +313,8 @@ class VoiceAnonymiser:
         k = np.arange(env.shape[1])
         log_w = c.nonlinear_warp * np.interp(k, np.asarray(_ANCHORS_HZ) / bin_hz, p.bands)
         src = np.maximum.accumulate(k / p.formant * np.exp(-log_w))
+        if edge is not None and c.edge_knee > 0:
+            src = _keep_edge(src, edge, c.edge_knee)
         new_env = warp_bins(env, src)
 
         # 3. timbre: generic long-term envelope + random smooth shape, random high-pass
