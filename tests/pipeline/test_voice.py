@@ -370,3 +370,52 @@ def test_band_edge_tells_a_telephone_recording_from_full_band_speech(say) -> Non
     assert band_edge_hz(np.zeros(SAMPLE_RATE, np.float32)) is None
     assert band_edge_hz(np.zeros(100, np.float32)) is None
     assert band_edge_hz(np.full(SAMPLE_RATE, np.nan, np.float32)) is None
+
+
+def test_the_edge_knee_maps_the_band_edge_onto_itself() -> None:
+    """A raise that would push a band-limited recording's top past its edge is squeezed above
+    the knee instead; below the knee, and for a lowering warp, the warp is unchanged."""
+    from earshot.pipeline.voice import _keep_edge
+
+    k = np.arange(129, dtype=np.float64)
+    edge = 64.0
+    raised = _keep_edge(k / 1.25, edge, 0.7)
+    assert np.allclose(raised[:44], k[:44] / 1.25)  # below the knee (0.7 x 64 = 44.8)
+    assert raised[64] == pytest.approx(edge)  # the edge stays where it was
+    assert np.all(np.diff(raised) >= 0)  # still a warp
+    assert np.all(raised[65:] > edge)  # past the edge: still outside the band
+    lowered = k / 0.87
+    assert np.array_equal(_keep_edge(lowered, edge, 0.7), lowered)
+
+
+@pytest.mark.parametrize("f0", [100.0, 120.0])
+def test_a_formant_raise_does_not_widen_a_telephone_recordings_band(f0: float) -> None:
+    """Raising the formants of a call moved its top 20 % past the 4 kHz edge, where the timbre
+    step lifted it to speech level: a band up to 5-6 kHz of folded excitation, which the
+    selection rewarded (twenty-second round). With the knee the band stays within a few hundred
+    hertz of the input's (the resampler's roll-off just past the edge is still lifted)."""
+    from earshot.pipeline.voice import AnonymiserConfig, band_edge_hz
+
+    x = telephone_band(_with_fricatives(_voice_like(seconds=2.0, f0=f0)))
+    edge_in = band_edge_hz(x)
+    assert edge_in is not None
+    raise_only = {"formant_move": (1.25, 1.25), "away_mix": 0.0, "candidates": 1}
+    kept = VoiceAnonymiser(AnonymiserConfig(edge_knee=0.7, **raise_only))
+    widened = VoiceAnonymiser(AnonymiserConfig(**raise_only))
+    for seed in range(3):
+        out = kept.anonymise(x, np.random.default_rng(seed))
+        assert (band_edge_hz(out) or 8000.0) <= edge_in + 600.0, seed
+        before = band_edge_hz(widened.anonymise(x, np.random.default_rng(seed)))
+        assert (before or 8000.0) > edge_in + 1000.0, seed  # what the knee prevents
+
+
+def test_the_edge_rules_leave_full_band_speech_untouched() -> None:
+    """Full-band speech comes out bit for bit as without the knee."""
+    from earshot.pipeline.voice import AnonymiserConfig
+
+    x = _with_fricatives(_voice_like(seconds=2.0, f0=110.0))
+    knee = VoiceAnonymiser(AnonymiserConfig(edge_knee=0.7))
+    off = VoiceAnonymiser(AnonymiserConfig(edge_knee=0.0))
+    for seed in range(3):
+        a = knee.anonymise(x, np.random.default_rng(seed))
+        assert np.array_equal(a, off.anonymise(x, np.random.default_rng(seed)))
