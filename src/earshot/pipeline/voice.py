@@ -208,21 +208,6 @@ def _keep_edge(src: np.ndarray, edge: float, knee: float) -> np.ndarray:
     return np.maximum.accumulate(out)
 
 
-def _keep_edge(src: np.ndarray, edge: float, knee: float) -> np.ndarray:
-    """A warp `src` (source bin per output bin) that would push the top of a band-limited
-    recording past its edge, compressed from `knee` x edge up so the edge maps onto itself."""
-    k1 = int(knee * edge)
-    top = int(np.floor(edge))
-    if k1 >= top or src[top] >= edge:
-        return src
-    out = src.copy()
-    k = np.arange(k1, top + 1)
-    out[k1 : top + 1] = src[k1] + (k - k1) * (edge - src[k1]) / (top - k1)
-    above = np.arange(top + 1, len(src))
-    out[top + 1 :] = np.maximum(src[top + 1 :], above)  # past the edge: still outside the band
-    return np.maximum.accumulate(out)
-
-
 def _mirrored_envelope(log_mag: np.ndarray, env: np.ndarray, edge: float, c: AnonymiserConfig) -> np.ndarray:
     """The envelope of a band-limited recording (top carried bin `edge`) without the ringing
     of the cliff at its edge: inside the band, smoothed over the spectrum mirrored about the
