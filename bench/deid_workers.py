@@ -17,7 +17,8 @@ better), model loads excluded (measured apart, Whisper base for the PII second o
 included) and the pool warmed first. --pii SEED uses the planted-PII sentences of the PII
 evaluation instead (espeak-ng), the worst case for the second opinion. --telephone passes every
 recording through an 8 kHz channel first, as a call reaches intake: the second opinion then
-hears every snippet (docs/deid-pipeline.md, "Telephone-band speech").
+hears every snippet tiny.en was not sure of (`SecondOpinionOptions.narrowband_sure_prob`;
+docs/deid-pipeline.md, "Telephone-band speech").
 """
 
 from __future__ import annotations
