@@ -409,7 +409,7 @@ def test_a_formant_raise_does_not_widen_a_telephone_recordings_band(f0: float) -
         assert (before or 8000.0) > edge_in + 1000.0, seed  # what the knee prevents
 
 
-def test_the_edge_rules_leave_full_band_speech_untouched() -> None:
+def test_the_edge_knee_leaves_full_band_speech_untouched() -> None:
     """Full-band speech comes out bit for bit as without the knee."""
     from earshot.pipeline.voice import AnonymiserConfig
 

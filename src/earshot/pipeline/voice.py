@@ -208,17 +208,6 @@ def _keep_edge(src: np.ndarray, edge: float, knee: float) -> np.ndarray:
     return np.maximum.accumulate(out)
 
 
-def _mirrored_envelope(log_mag: np.ndarray, env: np.ndarray, edge: float, c: AnonymiserConfig) -> np.ndarray:
-    """The envelope of a band-limited recording (top carried bin `edge`) without the ringing
-    of the cliff at its edge: inside the band, smoothed over the spectrum mirrored about the
-    edge (no cliff to smooth); past it, `env` as it was (the empty band stays empty)."""
-    e = int(np.floor(edge))
-    k = np.arange(log_mag.shape[1])
-    src = np.where(k <= e, k, np.maximum(2 * e - k, 0))
-    inside = cepstral_envelope(log_mag[:, src], c.lifter, c.envelope_iterations)
-    return np.where(k <= e, inside, env)
-
-
 @dataclass(frozen=True)
 class _Draw:
     """One snippet's random parameters (local to a call; never stored)."""
