@@ -397,6 +397,36 @@ def test_numbers_said_with_confidence_after_a_cue_are_not_a_broken_number() -> N
     assert detect_pii(t) == []
 
 
+def test_number_broken_up_with_no_cue_left_is_masked() -> None:
+    # tiny.en through the telephone channel, cue misheard: "My pin is eight five six five"
+    t = _with_probs([("My", 0.14), ("goodness,", 0.31), ("8", 0.3), ("times", 0.22), ("6", 0.56),
+                     ("times.", 0.95)])
+    assert mask_transcript(t, detect_pii(t)) == "My goodness, [NUMBER]."
+    # "Sort code 96-26-54, same branch as before": other words between the digits
+    t = _with_probs([("Orteco,", 0.16), ("90", 0.55), ("big,", 0.44), ("20", 0.08), ("big,", 0.97),
+                     ("Smash,", 0.13), ("54,", 0.25), ("Fame,", 0.09), ("Rancand", 0.11), ("before.", 0.64)])
+    assert mask_transcript(t, detect_pii(t)) == "Orteco, [NUMBER], Fame, Rancand before."
+
+
+def test_ordinary_numbers_without_a_cue_are_not_a_broken_number() -> None:
+    # the same words heard with confidence: ordinary speech
+    t = _with_probs([("My", 0.9), ("goodness,", 0.9), ("8", 0.9), ("times", 0.9), ("6", 0.9),
+                     ("times.", 0.95)])
+    assert detect_pii(t) == []
+    # a clock time, unsure: two number words are not a misheard number
+    t = _with_probs([("The", 0.55), ("meeting", 0.4), ("starts", 0.84), ("at", 0.9), ("10", 0.82),
+                     ("30", 0.23), ("on", 0.72), ("Monday.", 0.97)])
+    assert detect_pii(t) == []
+    # sound-alikes with one number among them: not enough numbers
+    t = _with_probs([("I'm", 0.3), ("fine,", 0.3), ("I", 0.3), ("had", 0.3), ("two", 0.3), ("to", 0.3),
+                     ("go.", 0.3)])
+    assert detect_pii(t) == []
+    # digit-like words too far apart (three other words between): two short numbers
+    t = _with_probs([("I", 0.3), ("paid", 0.3), ("5", 0.3), ("pounds", 0.3), ("for", 0.3), ("the", 0.3),
+                     ("bus", 0.3), ("and", 0.3), ("the", 0.3), ("train", 0.3), ("was", 0.3), ("7", 0.3)])
+    assert detect_pii(t) == []
+
+
 def test_a_day_and_year_run_takes_the_month_with_it() -> None:
     # tiny.en wrote "March 15, 1948." for "March fifteenth, 1948": the run is "15, 1948"
     assert masked("My date of birth is March 15, 1948.") == "My date of birth is [DATE_OF_BIRTH]."

@@ -222,7 +222,10 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     if _presidio_wanted(cores, use_presidio):
         cands += _presidio_cands(cores, lows, runs, emails)
 
-    merged = _merge(_reach_stray_digits(_absorb_unsure(_merge(cands), words), words, cores, lows))
+    found = {i for c in cands for i in range(c.first, c.last + 1)}
+    soup = _uncued_digit_soup(cores, lows, probs, found)  # reaches over its gaps; not grown
+    grown = _reach_stray_digits(_absorb_unsure(_merge(cands), words), words, cores, lows)
+    merged = _merge([*grown, *soup])
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -346,6 +349,57 @@ def _cued_digit_soup(
             continue  # a number already found there: the soup is for numbers nothing found
         if sum(probs[first : last + 1]) / (last + 1 - first) < _SOUP_MEAN_PROB:
             out.append(_Cand(first, last, typ))
+    return out
+
+
+_LOOSE_GAP = 2  # other words a misheard number may hold between two digit-like words
+_LOOSE_MIN_WORDS = 3  # digit-like words: "10 30" (a clock time) is not a misheard number
+_LOOSE_MIN_DIGITS = 4
+_LOOSE_MIN_NUMBERS = 2  # ... of which written numbers or number words, not only sound-alikes
+_WEAK_ZEROS = frozenset({"oh", "o"})
+_LOOSE_ALIKES = frozenset({"i'm", "time", "times", "fine"})  # "nine" and "five", misheard
+
+
+def _uncued_digit_soup(cores: list[str], lows: list[str], probs: list[float], taken: set[int]) -> list[_Cand]:
+    """A number broken up by misheard words with no cue left to show it ("My goodness, 8
+    times 6 times" for "My pin is eight five six five"; telephone-band speech, where the cue
+    itself is misheard): digit-like words at most two other words apart, together saying at
+    least four digits, of which at least two are written numbers or number words, where the
+    ASR was unsure of the stretch on average and nothing else was found. Stricter than
+    `_cued_digit_soup`, which a cue vouches for."""
+
+    def digits_of(i: int) -> int:
+        return _soup_digits(cores[i], lows[i]) or int(lows[i] in _LOOSE_ALIKES)
+
+    def a_number(i: int) -> bool:
+        low = lows[i]
+        return written_digits(cores[i]) is not None or (is_number_word(low) and low not in _WEAK_ZEROS)
+
+    out: list[_Cand] = []
+    n = len(lows)
+    i = 0
+    while i < n:
+        if i in taken or not digits_of(i):
+            i += 1
+            continue
+        first = last = i
+        count, digits, numbers, gap = 1, digits_of(i), int(a_number(i)), 0
+        for j in range(i + 1, n):
+            if j in taken:
+                break
+            if d := digits_of(j):
+                last, count, digits, gap = j, count + 1, digits + d, 0
+                numbers += a_number(j)
+            else:
+                gap += 1
+                if gap > _LOOSE_GAP:
+                    break
+        if (
+            count >= _LOOSE_MIN_WORDS and digits >= _LOOSE_MIN_DIGITS and numbers >= _LOOSE_MIN_NUMBERS
+            and sum(probs[first : last + 1]) / (last + 1 - first) < _SOUP_MEAN_PROB
+        ):  # fmt: skip
+            out.append(_Cand(first, last, "NUMBER"))
+        i = last + 1
     return out
 
 
