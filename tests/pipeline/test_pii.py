@@ -263,6 +263,30 @@ def test_a_spelled_address_is_found_from_its_end_when_its_cue_was_misheard() -> 
     assert mask_transcript(t, detect_pii(t)) == "You can rise to me, [EMAIL] anytime."
 
 
+def test_an_address_ending_looks_past_a_context_word_that_is_part_of_it() -> None:
+    # "gmail dot com" heard as "email .com": the nearest context word is the address's host
+    t = _with_probs([("and", 0.29), ("the", 0.64), ("details,", 0.79), ("do", 0.29), ("the", 0.21),
+                     ("metronaut", 0.38), ("and", 0.64), ("you", 0.23), ("will", 0.98), ("have", 0.29),
+                     ("to", 0.79), ("email", 0.77), (".com,", 0.61), ("please", 0.94)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "and the details, [EMAIL], please"
+    # "You can write to me at zofia dot lindqvist at gmail dot com any time": "email." is "gmail"
+    t = _with_probs([("You", 0.57), ("can", 0.95), ("write,", 0.67), ("Tomiat,", 0.15), ("no,", 0.2),
+                     ("be", 0.13), ("not", 0.91), ("linked", 0.24), ("with", 0.95), ("that", 0.13),
+                     ("email.", 0.49), ("Not", 0.25), ("come,", 0.59), ("anytime.", 0.64)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "You can write, [EMAIL], anytime."
+
+
+def test_a_value_goes_on_through_the_asr_looping_on_one_word() -> None:
+    # "My email is tariq underscore delgado at example dot com": tiny.en loops on "no"
+    t = _with_probs([("my", 0.14), ("email", 0.49), ("is", 0.64), ("tariqunder", 0.24), ("corle", 0.11),
+                     *[("no", 0.7)] * 15])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "my email is [EMAIL]"
+    # two repeats are speech ("no, no"), not a loop: the span stays where it was
+    t = _with_probs([("My", 0.9), ("pin", 0.9), ("is", 0.9), ("4821", 0.9), ("4821", 0.9),
+                     ("thanks", 0.9), ("thanks", 0.9)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My pin is [PIN] thanks thanks"
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -333,10 +357,6 @@ def test_spans_absorb_adjacent_unsure_words() -> None:
     t = Transcript("", [Word(w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
     # "stubble" is at the threshold (not unsure) so growth stops before it
     assert mask_transcript(t, detect_pii(t)) == "My social security number is [SSN] stubble iron. Thanks"
-
-
-def _with_probs(pairs: list[tuple[str, float]]) -> Transcript:
-    return Transcript("", [Word(w, k * 0.3, k * 0.3 + 0.2, p) for k, (w, p) in enumerate(pairs)])
 
 
 def test_digit_span_reaches_a_stray_digit_across_unsure_words() -> None:

@@ -225,7 +225,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     found = {i for c in cands for i in range(c.first, c.last + 1)}
     soup = _uncued_digit_soup(cores, lows, probs, found)  # reaches over its gaps; not grown
     grown = _reach_stray_digits(_absorb_unsure(_merge(cands), words), words, cores, lows)
-    merged = _merge([*grown, *soup])
+    merged = _through_loops(_merge([*grown, *soup]), lows)
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -509,6 +509,29 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
             if (a, b) != (c.first, c.last):  # and over the unsure words beyond the stray digit
                 a, b = _grow_unsure(a, b, lo, hi, words)
         out.append(_Cand(a, b, c.type))
+    return out
+
+
+_LOOP_MIN = 3  # the same word this many times in a row: the ASR looping, not speech
+
+
+def _through_loops(cands: list[_Cand], lows: list[str]) -> list[_Cand]:
+    """Each span carried on through the same word repeated after it, when the repeats run to
+    at least three: Whisper loops on a word it cannot make out ("my email is tariqunder corle
+    no no no no no ..."), and what it lost there is the rest of the value."""
+    out: list[_Cand] = []
+    for k, c in enumerate(cands):
+        last = c.last
+        hi = cands[k + 1].first - 1 if k + 1 < len(cands) else len(lows) - 1
+        run = last + 1
+        while run <= hi and lows[run] == lows[last]:
+            run += 1
+        same = run - last  # the span's last word and its repeats
+        while last - same + 1 > c.first and lows[last - same] == lows[last]:
+            same += 1  # repeats already inside the span count too
+        if same >= _LOOP_MIN and run - 1 > last:
+            last = run - 1
+        out.append(_Cand(c.first, last, c.type))
     return out
 
 

@@ -575,25 +575,31 @@ def find_emails_by_ending(
         )  # fmt: skip
         if not (written or spoken):
             continue
-        start = None
-        for j in range(k - 1, max(-1, k - 1 - _ENDING_WINDOW), -1):
-            if lows[j] in _EMAIL_CONTEXT:
-                start = j + 1
+        for start in _context_starts(lows, raw, probs, k):
+            while start < k and lows[start] in _EMAIL_CONTEXT_SKIP:
+                start += 1
+            signals = sum(
+                lows[j] in _EMAIL_SIGNALS or "." in lows[j] or _has_mail_host(lows[j])
+                for j in range(start, k + 1)
+            )
+            if signals >= (2 if written else 3):
+                out.append(EmailMatch(start, k, ""))
                 break
-            sure = probs is None or probs[j] >= _UNSURE_DOT
-            if raw[j].strip().endswith(("?", "!")) or (raw[j].strip().endswith(".") and sure):
-                break  # a sentence the ASR was sure had ended
-        if start is None:
-            continue
-        while start < k and lows[start] in _EMAIL_CONTEXT_SKIP:
-            start += 1
-        signals = sum(
-            lows[j] in _EMAIL_SIGNALS or "." in lows[j] or _has_mail_host(lows[j])
-            for j in range(start, k + 1)
-        )
-        if signals >= (2 if written else 3):
-            out.append(EmailMatch(start, k, ""))
     return out
+
+
+def _context_starts(lows: list[str], raw: list[str], probs: list[float] | None, k: int) -> list[int]:
+    """Where an address ending at word k may start: after each context word ("write", "email",
+    ...) within the window before it, nearest first, up to a sentence the ASR was sure had
+    ended. The nearest may be part of the address misheard ("e-mail .com" for "gmail dot com")."""
+    starts = []
+    for j in range(k - 1, max(-1, k - 1 - _ENDING_WINDOW), -1):
+        if lows[j] in _EMAIL_CONTEXT:
+            starts.append(j + 1)
+        sure = probs is None or probs[j] >= _UNSURE_DOT
+        if raw[j].strip().endswith(("?", "!")) or (raw[j].strip().endswith(".") and sure):
+            break  # a sentence the ASR was sure had ended
+    return starts
 
 
 def _has_mail_host(low: str) -> bool:
