@@ -10,6 +10,7 @@ import pytest
 from earshot.config import Settings
 from earshot.pipeline.second_opinion import (
     SecondOpinion,
+    clip_to_agreed_number,
     default_second_opinion,
     map_onto,
     merge_spans,
@@ -200,3 +201,40 @@ def test_what_either_model_counts_as_the_value_is_never_trimmed() -> None:
     # nor the common words a street or an e-mail address ends in
     street = PiiSpan("ADDRESS", 1.2, 2.1, 4, 6)
     assert trim_agreed([street], first, first, []) == [PiiSpan("ADDRESS", 1.5, 2.1, 5, 6)]
+
+
+def _timed(*words: tuple[str, float, float]) -> Transcript:
+    return Transcript("", [Word(" " + w, a, b, 0.3) for w, a, b in words])
+
+
+def test_a_number_is_cut_back_to_what_the_second_model_heard_whole() -> None:
+    """tiny.en grew "9339 69" over "Same Grand Camp" ("same branch as", misheard); Whisper base
+    heard the whole number and the words after it: the span ends with the number, and the
+    silence covers both models' timing of it."""
+    first = _timed(("Sword", 0.0, 0.3), ("Code", 0.3, 0.6), ("9339", 0.6, 1.4), ("69", 1.4, 1.8),
+                   ("Same", 1.9, 2.1), ("Grand", 2.1, 2.4), ("Camp", 2.4, 2.7), ("Before", 2.7, 3.0))
+    other = _timed(("Dark", 0.0, 0.3), ("Code,", 0.3, 0.6), ("9339,", 0.6, 1.3), ("69,", 1.3, 1.85),
+                   ("same", 1.9, 2.1), ("brand", 2.1, 2.4), ("cap", 2.4, 2.7), ("before.", 2.7, 3.0))
+    grown = PiiSpan("CODE", 0.6, 2.7, 2, 6)
+    (span,) = clip_to_agreed_number([grown], first, other, [PiiSpan("CODE", 0.6, 1.85, 2, 3)])
+    assert (span.first_word, span.last_word) == (2, 3)
+    assert span.start_s == pytest.approx(0.6) and span.end_s == pytest.approx(1.85)
+    # unsure words before the number that the other model left outside it go too
+    early = PiiSpan("CODE", 0.3, 1.8, 1, 3)
+    (span,) = clip_to_agreed_number([early], first, other, [PiiSpan("CODE", 0.6, 1.85, 2, 3)])
+    assert (span.first_word, span.last_word, span.start_s) == (2, 3, pytest.approx(0.6))
+
+
+def test_a_number_the_second_model_heard_in_part_or_short_is_left_alone() -> None:
+    first = _timed(("9339", 0.6, 1.4), ("69", 1.4, 1.8), ("Same", 1.9, 2.1), ("Grand", 2.1, 2.4))
+    grown = PiiSpan("CODE", 0.6, 2.4, 0, 3)
+    # the other model heard four of the six digits: the grown words may be the rest
+    part = _timed(("9339", 0.6, 1.4), ("same", 1.9, 2.1), ("brand", 2.1, 2.4))
+    assert clip_to_agreed_number([grown], first, part, [PiiSpan("CODE", 0.6, 1.4, 0, 0)]) == [grown]
+    # a house number (three digits) keeps the street the first model grew over
+    house = _timed(("113", 0.0, 0.5), ("will", 0.5, 0.7), ("of", 0.7, 0.8), ("rain", 0.8, 1.0))
+    span = PiiSpan("NUMBER", 0.0, 1.0, 0, 3)
+    assert clip_to_agreed_number([span], house, house, [PiiSpan("NUMBER", 0.0, 0.5, 0, 0)]) == [span]
+    # names and other types are not numbers to cut back to
+    name = PiiSpan("NAME", 0.6, 2.4, 0, 3)
+    assert clip_to_agreed_number([name], first, first, [PiiSpan("CODE", 0.6, 1.8, 0, 1)]) == [name]

@@ -240,7 +240,13 @@ class DeidPipeline:
         asked, and where no cue asked, only spans sharing no word with the first transcript's
         are added. Returns, per snippet, the spans only the second opinion has words for."""
         from earshot.pipeline.pii import detect_pii
-        from earshot.pipeline.second_opinion import map_onto, merge_spans, only_new, trim_agreed
+        from earshot.pipeline.second_opinion import (
+            clip_to_agreed_number,
+            map_onto,
+            merge_spans,
+            only_new,
+            trim_agreed,
+        )
         from earshot.pipeline.voice import band_edge_hz
 
         extra: list[list[PiiSpan]] = [[] for _ in pieces]
@@ -272,7 +278,8 @@ class DeidPipeline:
                 mapped, extra[i] = map_onto(transcripts[i], other, found)
                 if i not in cued:
                     mapped = only_new(mapped, pii_of[i])
-                pii_of[i] = trim_agreed(merge_spans(pii_of[i], mapped), transcripts[i], other, found)
+                merged = trim_agreed(merge_spans(pii_of[i], mapped), transcripts[i], other, found)
+                pii_of[i] = clip_to_agreed_number(merged, transcripts[i], other, found)
         return extra
 
     def _anonymise_all(self, pieces: list[Audio], rng: np.random.Generator | None) -> list[Audio]:

@@ -316,6 +316,17 @@ def _soup_digits(core: str, low: str) -> int:
     return 1 if low in _ORDINAL_WORDS else 0
 
 
+def digits_said(words: list[Word], first: int, last: int) -> int:
+    """How many digits words[first..last] may say, counted as `_cued_digit_soup` counts them."""
+    return sum(_soup_digits(core, core.lower()) for core in (clean(w.text) for w in words[first : last + 1]))
+
+
+def number_like(text: str) -> bool:
+    """The word holds digits or is a spoken number word."""
+    core = clean(text)
+    return written_digits(core) is not None or is_number_word(core.lower())
+
+
 def _cued_digit_soup(
     words: list, cores: list[str], lows: list[str], probs: list[float], taken: set[int]
 ) -> list[_Cand]:
@@ -427,7 +438,7 @@ def ends_sentence(word: Word) -> bool:
 
 UNSURE_PROB = 0.4
 _UNSURE_MAX = 3
-_DIGIT_SPAN_TYPES = frozenset("CARD SSN PASSPORT SORT_CODE PIN CODE PHONE ACCOUNT NUMBER".split())
+DIGIT_SPAN_TYPES = frozenset("CARD SSN PASSPORT SORT_CODE PIN CODE PHONE ACCOUNT NUMBER".split())
 _STRAY_GAP = 2  # words between a digit run and a stray digit word
 _STRAY_UNSURE = 0.7  # ... each of them less sure than this
 
@@ -467,7 +478,7 @@ def _take_soundalikes(cands: list[_Cand], words: list, lows: list[str]) -> list[
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         a, b = c.first, c.last
-        if c.type in _DIGIT_SPAN_TYPES:
+        if c.type in DIGIT_SPAN_TYPES:
             lo, hi = _room(cands, k, len(words))
             a, b = _grow(a, b, lo, hi, words, alike, alike, _SOUNDALIKE_MAX)
         out.append(_Cand(a, b, c.type))
@@ -489,7 +500,7 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         a, b = c.first, c.last
-        if c.type in _DIGIT_SPAN_TYPES:
+        if c.type in DIGIT_SPAN_TYPES:
             lo, hi = _room(cands, k, len(words))
             grown = True
             while grown:

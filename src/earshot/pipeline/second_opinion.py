@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from earshot.pipeline.pii import MONTHS, cue_ends, cue_form, ends_sentence
+from earshot.pipeline.pii import (
+    DIGIT_SPAN_TYPES,
+    MONTHS,
+    cue_ends,
+    cue_form,
+    digits_said,
+    ends_sentence,
+    number_like,
+)
 from earshot.pipeline.pii_names import gazetteer
 from earshot.pipeline.pii_spoken import HOMOPHONES, clean, is_number_word, written_digits
 from earshot.pipeline.types import Audio, PiiSpan, Transcript, Word
@@ -148,6 +156,45 @@ def trim_agreed(
         while b > a and s.type not in _ENDS_IN_WORDS and (m := match(b)) is not None:
             end = min(end, max(words[b].start_s, m.start_s))
             b -= 1
+        out.append(PiiSpan(s.type, start, max(start, end), a, b))
+    return out
+
+
+_CLIP_MIN_DIGITS = 4  # a number both models heard whole; fewer could be a house number
+_CLIP_SLACK_S = 0.05
+
+
+def clip_to_agreed_number(
+    spans: list[PiiSpan], primary: Transcript, other: Transcript, other_spans: list[PiiSpan]
+) -> list[PiiSpan]:
+    """Digit spans of `primary` cut back to the number the second transcript found at the same
+    time, where that number says at least as many digits (four or more): what the first span
+    grew over beyond it is ordinary speech misheard ("Sword Code [9339 69 Same Grand Camp]
+    Before", where Whisper base heard "9339, 69, same brand cap before"). Number words at the
+    edges are kept; the silenced time still covers the other model's whole number."""
+    words, others = primary.words, other.words
+    out: list[PiiSpan] = []
+    for s in spans:
+        mine = digits_said(words, s.first_word, s.last_word) if s.type in DIGIT_SPAN_TYPES else 0
+        agreed = next(
+            (
+                o for o in other_spans
+                if o.type in DIGIT_SPAN_TYPES and o.first_word >= 0
+                and o.start_s < s.end_s and s.start_s < o.end_s
+                and digits_said(others, o.first_word, o.last_word) >= mine
+            ),
+            None,
+        ) if mine >= _CLIP_MIN_DIGITS else None  # fmt: skip
+        if agreed is None:
+            out.append(s)
+            continue
+        a, b = s.first_word, s.last_word
+        while b > a and words[b].start_s >= agreed.end_s - _CLIP_SLACK_S and not number_like(words[b].text):
+            b -= 1
+        while a < b and words[a].end_s <= agreed.start_s + _CLIP_SLACK_S and not number_like(words[a].text):
+            a += 1
+        start = max(s.start_s, min(words[a].start_s, agreed.start_s))
+        end = min(s.end_s, max(words[b].end_s, agreed.end_s))
         out.append(PiiSpan(s.type, start, max(start, end), a, b))
     return out
 
