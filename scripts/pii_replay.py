@@ -14,6 +14,7 @@ the per-snippet cache, or runs the model where a snippet was never heard.
     .venv/bin/python scripts/pii_replay.py replay --telephone 0 1 2 --tag new
     PYTHONPATH=/tmp/old/src .venv/bin/python scripts/pii_replay.py replay --telephone 0 1 2 --tag old
     .venv/bin/python scripts/pii_replay.py diff --telephone old new 0 1 2
+    .venv/bin/python scripts/pii_replay.py misses --telephone --tag new 0 1 2   # what is still heard
 
 The cache lives in ~/.cache/earshot/pii-replay (owner-only): the synthetic espeak-ng sentences,
 their planted made-up values and transcripts, never real speech; it is read back only from there.
@@ -56,8 +57,14 @@ class CachedAsr:
 
     def __init__(self, load: Callable[[], Any], cache: dict[tuple[str, ...], list[Transcript]]) -> None:
         self.load, self.cache, self.model, self.misses = load, cache, None, 0
+        self.heard: list[Transcript] = []  # what was asked since the last `clear`, for `misses`
 
     def transcribe_batch(self, audios: Sequence[Audio]) -> list[Transcript]:
+        out = self._transcribe_batch(audios)
+        self.heard.extend(out)
+        return out
+
+    def _transcribe_batch(self, audios: Sequence[Audio]) -> list[Transcript]:
         key = tuple(_key(a) for a in audios)
         if key in self.cache:
             return self.cache[key]
@@ -95,6 +102,11 @@ def _base() -> Any:
     return opinion.transcriber
 
 
+def _marked(t: Transcript) -> str:
+    """The words of `t`, each the ASR was unsure of (probability under 0.5) marked with "?"."""
+    return " ".join(w.text.strip() + ("?" if w.probability < 0.5 else "") for w in t.words)
+
+
 def run(seed: int, telephone: bool, record: bool) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """(recall per group as (silenced, planted) and "audible", per-sentence rows) for one seed."""
     CACHE.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -117,6 +129,8 @@ def run(seed: int, telephone: bool, record: bool) -> tuple[dict[str, Any], list[
     other_s = audible_s = 0.0
     rows = []
     for typ, said, audio, extents in data["jobs"]:
+        tiny.heard.clear()
+        base.heard.clear()
         snippets = pipe.process(audio, rng=np.random.default_rng(0))
         pieces = [(s.start_s, s.audio) for s in snippets]
         value = extents.get("value")
@@ -129,7 +143,8 @@ def run(seed: int, telephone: bool, record: bool) -> tuple[dict[str, Any], list[
                 s = pii_eval._speech_s(audio, extent)
                 o, a = o + s, a + s * (1.0 - pii_eval.silenced_share(audio, extent, pieces))
         other_s, audible_s = other_s + o, audible_s + a
-        rows.append((typ, said, silenced, o, a, " ".join(s.transcript for s in snippets)))
+        heard = (" / ".join(_marked(t) for t in m.heard) for m in (tiny, base))
+        rows.append((typ, said, silenced, o, a, " ".join(s.transcript for s in snippets), *heard))
     if record or tiny.misses or base.misses:
         path.write_bytes(pickle.dumps(data))
     result: dict[str, Any] = {g: (sum(hits[g]), len(hits[g])) for g in ORDER}
@@ -139,7 +154,7 @@ def run(seed: int, telephone: bool, record: bool) -> tuple[dict[str, Any], list[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["record", "replay", "diff"])
+    ap.add_argument("mode", choices=["record", "replay", "diff", "misses"])
     ap.add_argument("args", nargs="+", help="seeds; for diff: TAG_A TAG_B seeds...")
     ap.add_argument("--telephone", action="store_true", help="through the 8 kHz channel")
     ap.add_argument("--tag", default="latest", help="name for this replay's per-sentence rows")
@@ -154,6 +169,15 @@ def main() -> None:
                 if x[2] is not None and (x[2] >= 0.9) != (y[2] >= 0.9):
                     print(f"seed {seed} {x[0]}: {x[1]} | silenced {x[2]:.2f} -> {y[2]:.2f}")
                     print(f"    {x[5]}\n    {y[5]}")
+        return
+    if opts.mode == "misses":  # values a listener can still hear, and what both models heard
+        for seed in opts.args:
+            rows = pickle.loads((CACHE / f"rows_{band}_{seed}_{opts.tag}.pkl").read_bytes())  # noqa: S301
+            for typ, said, silenced, _o, _a, out, *heard in rows:
+                if silenced is not None and silenced < 0.9:
+                    print(f"seed {seed} {typ}: {said} | silenced {silenced:.2f}\n    out:  {out}")
+                    for name, text in zip(("tiny", "base"), heard, strict=False):
+                        print(f"    {name}: {text}")
         return
     total: dict[str, list[int]] = {g: [0, 0] for g in ORDER}
     audible = []
