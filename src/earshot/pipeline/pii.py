@@ -40,6 +40,7 @@ from earshot.pipeline.pii_spoken import (
     TEENS,
     TENS,
     UNITS,
+    WEAK_ZERO,
     EmailMatch,
     NumberRun,
     PhraseIndex,
@@ -322,7 +323,7 @@ def digits_said(words: list[Word], first: int, last: int) -> int:
 
 
 def number_like(text: str) -> bool:
-    """The word holds digits or is a spoken number word."""
+    """The word (raw or cleaned) holds digits or is a spoken number word."""
     core = clean(text)
     return written_digits(core) is not None or is_number_word(core.lower())
 
@@ -367,8 +368,8 @@ _LOOSE_GAP = 2  # other words a misheard number may hold between two digit-like 
 _LOOSE_MIN_WORDS = 3  # digit-like words: "10 30" (a clock time) is not a misheard number
 _LOOSE_MIN_DIGITS = 4
 _LOOSE_MIN_NUMBERS = 2  # ... of which written numbers or number words, not only sound-alikes
-_WEAK_ZEROS = frozenset({"oh", "o"})
-_LOOSE_ALIKES = frozenset({"i'm", "time", "times", "fine"})  # "nine" and "five", misheard
+# what a telephone line makes of "nine" and "five" among digits (besides the homophones)
+_DIGIT_ALIKES = frozenset({"i'm", "time", "times", "fine"})
 
 
 def _uncued_digit_soup(cores: list[str], lows: list[str], probs: list[float], taken: set[int]) -> list[_Cand]:
@@ -380,11 +381,10 @@ def _uncued_digit_soup(cores: list[str], lows: list[str], probs: list[float], ta
     `_cued_digit_soup`, which a cue vouches for."""
 
     def digits_of(i: int) -> int:
-        return _soup_digits(cores[i], lows[i]) or int(lows[i] in _LOOSE_ALIKES)
+        return _soup_digits(cores[i], lows[i]) or int(lows[i] in _DIGIT_ALIKES)
 
     def a_number(i: int) -> bool:
-        low = lows[i]
-        return written_digits(cores[i]) is not None or (is_number_word(low) and low not in _WEAK_ZEROS)
+        return number_like(cores[i]) and lows[i] not in WEAK_ZERO
 
     out: list[_Cand] = []
     n = len(lows)
@@ -428,7 +428,7 @@ def _value_goes_on(words: list, cores: list[str], lows: list[str], nxt: int) -> 
 
 def _number_like(cores: list[str], lows: list[str], i: int) -> bool:
     """Word i holds digits or is a spoken number word."""
-    return written_digits(cores[i]) is not None or is_number_word(lows[i])
+    return number_like(cores[i])
 
 
 def ends_sentence(word: Word) -> bool:
@@ -445,7 +445,7 @@ _STRAY_UNSURE = 0.7  # ... each of them less sure than this
 
 # Words a telephone line makes of a digit next to a number ("I'm [double 6]" for "five double
 # six", "[748,] time free." for "... five three"): taken into a digit span when unsure.
-_SOUNDALIKES = frozenset(HOMOPHONES) | {"i'm", "time", "times", "fine"}
+_SOUNDALIKES = frozenset(HOMOPHONES) | _DIGIT_ALIKES
 _SOUNDALIKE_PROB = 0.7
 _SOUNDALIKE_MAX = 2  # words each side
 
@@ -533,7 +533,7 @@ def _through_loops(cands: list[_Cand], lows: list[str]) -> list[_Cand]:
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         last = c.last
-        hi = cands[k + 1].first - 1 if k + 1 < len(cands) else len(lows) - 1
+        _, hi = _room(cands, k, len(lows))
         run = last + 1
         while run <= hi and lows[run] == lows[last]:
             run += 1

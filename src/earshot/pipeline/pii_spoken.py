@@ -30,7 +30,7 @@ TENS: dict[str, int] = {
 }  # fmt: skip
 SCALES: dict[str, int] = {"hundred": 100, "thousand": 1000}
 REPEATS: dict[str, int] = {"double": 2, "triple": 3, "treble": 3}
-_WEAK_ZERO = {"oh", "o"}  # digits only next to other digits
+WEAK_ZERO = frozenset({"oh", "o"})  # digits only next to other digits
 SEPARATOR_WORDS = {"dash", "hyphen", "-", "/", "slash"}
 # ASR homophones of digits; counted only between two number words ("six for eight").
 HOMOPHONES: dict[str, str] = {
@@ -202,7 +202,7 @@ def _kind(core: str, low: str) -> str:
         return "D"
     if low in REPEATS:
         return "R"
-    if low in _WEAK_ZERO:
+    if low in WEAK_ZERO:
         return "O"
     if is_number_word(low):
         return "N"
