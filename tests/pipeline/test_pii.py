@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.pipeline.pii import cut_off_value, detect_pii, mask_transcript, take_soundalikes
+from earshot.pipeline.pii import continue_numbers, cut_off_value, detect_pii, mask_transcript
 from earshot.pipeline.types import PiiSpan, Transcript, Word
 
 
@@ -322,20 +322,76 @@ def test_digit_sound_alikes_next_to_a_number_join_it_after_detection() -> None:
     # "the sort code is seven four eight eight, five three" by telephone: "time free."
     t = _with_probs([("The", 0.2), ("Thorc", 0.06), ("Covid,", 0.51), ("748,", 0.24),
                      ("time", 0.48), ("free.", 0.63)])  # fmt: skip
-    spans = take_soundalikes(t, detect_pii(t))
+    spans = continue_numbers(t, detect_pii(t))
     assert mask_transcript(t, spans) == "The Thorc Covid, [NUMBER]."
     # "sort code five two eight double two one": "I'm" for "five"; a sure "I'm", and one past a
     # full stop, stay
     t = _with_probs([("Sword", 0.19), ("Code,", 0.21), ("I'm", 0.47), ("28-1-2-1,", 0.25),
                      ("same", 0.8), ("branch", 0.79)])  # fmt: skip
-    assert mask_transcript(t, take_soundalikes(t, detect_pii(t))) == "Sword Code, [CODE], same branch"
-    t = _with_probs([("I'm", 0.9), ("555", 0.5), ("0199.", 0.5), ("Fine", 0.3)])
-    assert mask_transcript(t, take_soundalikes(t, detect_pii(t))) == "I'm [PHONE]. Fine"
+    assert mask_transcript(t, continue_numbers(t, detect_pii(t))) == "Sword Code, [CODE], same branch"
+    t = _with_probs([("I'm", 0.9), ("555", 0.5), ("0199.", 0.5), ("Fine", 0.6)])
+    assert mask_transcript(t, continue_numbers(t, detect_pii(t))) == "I'm [PHONE]. Fine"
     # names and other types do not grow; spans with no words are left as they are
     t = _with_probs([("Call", 0.9), ("Anna", 0.9), ("to", 0.3)])
-    assert take_soundalikes(t, detect_pii(t)) == detect_pii(t)
+    assert continue_numbers(t, detect_pii(t)) == detect_pii(t)
     audio_only = [PiiSpan("PHONE", 0.0, 1.0, -1, -1)]
-    assert take_soundalikes(t, audio_only) == audio_only
+    assert continue_numbers(t, audio_only) == audio_only
+
+
+def test_a_digit_span_carries_on_over_the_rest_of_a_broken_up_number() -> None:
+    # "my phone number is zero seven eight zero, nine six seven one, zero three nine" by telephone
+    t = _with_probs([("My", 0.59), ("phone", 0.93), ("number", 0.67), ("in", 0.46), ("near-o-1080,", 0.08),
+                     ("I'm", 0.6), ("Big", 0.25), ("Sanmon", 0.19), ("1,", 0.52), ("near-o-free", 0.62),
+                     ("I'm", 0.69)])  # fmt: skip
+    before = detect_pii(t)
+    assert mask_transcript(t, before) == "My phone number in [NUMBER], I'm Big Sanmon 1, near-o-free I'm"
+    assert mask_transcript(t, continue_numbers(t, before)) == "My phone number in [NUMBER]"
+    # "my pin is 6298": "6102. I am 28." -- a number two unsure words on, past Whisper's full stop
+    t = _with_probs([("My", 0.4), ("opinion,", 0.3), ("6102.", 0.4), ("I", 0.3), ("am", 0.4), ("28.", 0.3)])
+    spans = [PiiSpan("NUMBER", 0.0, 1.0, 2, 2)]
+    assert mask_transcript(t, continue_numbers(t, spans)) == "My opinion, [NUMBER]."
+    # "the twenty seventh of September 1948": back over a digit-like word, never an ordinal
+    t = _with_probs([("not", 0.3), ("27,", 0.5), ("some", 0.3), ("September", 0.5), ("1948.", 0.5)])
+    spans = [PiiSpan("NUMBER", 0.0, 1.0, 3, 4)]
+    assert mask_transcript(t, continue_numbers(t, spans)) == "not [NUMBER]."
+    t = _with_probs([("The", 0.3), ("fourth", 0.5), ("748.", 0.5)])  # "the sort code ..."
+    spans = [PiiSpan("NUMBER", 0.0, 1.0, 2, 2)]
+    assert mask_transcript(t, continue_numbers(t, spans)) == "The fourth [NUMBER]."
+
+
+def test_a_number_carries_on_only_over_unsure_words_and_not_over_cues_or_ordinary_speech() -> None:
+    spans = [PiiSpan("PHONE", 0.0, 1.0, 0, 0)]
+    # a sure word, a sure number after the gap, or a plain word: ordinary speech
+    for words in (
+        [("07700900123", 0.5), ("time", 0.9)],
+        [("07700900123", 0.5), ("after", 0.5), ("six", 0.9)],
+        [("07700900123", 0.5), ("next", 0.5), ("to", 0.5), ("the", 0.5)],
+        [("07700900123.", 0.5), ("Five", 0.9)],  # a sure word after the full stop: a new sentence
+    ):
+        t = _with_probs(words)
+        assert continue_numbers(t, spans) == spans, words
+    # never back over the cue that says a value follows, nor across a sentence end
+    t = _with_probs([("code", 0.3), ("for", 0.3), ("07700900123", 0.5)])
+    assert mask_transcript(t, continue_numbers(t, [PiiSpan("CODE", 0.0, 1.0, 2, 2)])) == "code [CODE]"
+    t = _with_probs([("code", 0.9), ("two.", 0.3), ("07700900123", 0.5)])
+    assert mask_transcript(t, continue_numbers(t, [PiiSpan("CODE", 0.0, 1.0, 2, 2)])) == "code two. [CODE]"
+    # names do not carry on
+    t = _with_probs([("Anna", 0.5), ("two", 0.3)])
+    name = [PiiSpan("NAME", 0.0, 1.0, 0, 0)]
+    assert continue_numbers(t, name) == name
+
+
+def test_a_digit_span_reaches_back_to_its_cue_over_misheard_first_digits() -> None:
+    # "my social security number is nine two seven zero, three two two eight, zero" by telephone
+    t = _with_probs([("My", 0.4), ("social", 0.9), ("security", 0.9), ("number", 0.9), ("in", 0.4),
+                     ("9", 0.4), ("to", 0.3), ("M", 0.5), ("and", 0.45), ("0,", 0.6), ("3", 0.7),
+                     ("to", 0.3), ("2", 0.6), ("8,", 0.4), ("0.", 0.4)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My social security number in [SSN]."
+    # no digit between the cue and the span, a sure word there, or a full stop: left as it was
+    for between in ([("M", 0.5), ("and", 0.4)], [("9", 0.4), ("tomorrow", 0.95)], [("9.", 0.4)]):
+        t = _with_probs([("My", 0.9), ("account", 0.9), ("is", 0.9), *between, ("0", 0.6), ("3", 0.7),
+                         ("2", 0.6), ("8.", 0.8)])  # fmt: skip
+        assert mask_transcript(t, detect_pii(t)).endswith(" [ACCOUNT]."), between
 
 
 def test_calling_about_without_a_caller_name_is_left_alone() -> None:
@@ -388,8 +444,8 @@ def test_number_broken_up_by_misheard_words_after_a_cue_is_masked() -> None:
     # "my pin is five two two two" as Whisper base heard it through the telephone channel
     t = _with_probs([("my", 0.8), ("pin", 0.7), ("in,", 0.5), ("I'm", 0.6), ("too", 0.4), ("too", 0.5),
                      ("too.", 0.4)])
-    assert mask_transcript(t, detect_pii(t)) == "my pin in, I'm [PIN]."  # "in": the line's "is"
-    assert mask_transcript(t, take_soundalikes(t, detect_pii(t))) == "my pin in, [PIN]."
+    assert mask_transcript(t, detect_pii(t)) == "my pin in, [PIN]."  # "in": the line's "is"
+    assert mask_transcript(t, continue_numbers(t, detect_pii(t))) == "my pin in, [PIN]."
     # digits inside words the ASR glued with hyphens: "code is five double nine five, oh eight"
     t = _with_probs([("The", 0.16), ("mareification", 0.14), ("code", 0.8), ("in", 0.5),
                      ("5-level", 0.14), ("high-five,", 0.09), ("8.", 0.35)])  # fmt: skip

@@ -169,7 +169,7 @@ class DeidPipeline:
         `rng` is for tests only; by default every snippet's voice parameters come from fresh
         OS entropy and are never kept.
         """
-        from earshot.pipeline.pii import cut_off_value, detect_pii, mask_transcript, take_soundalikes
+        from earshot.pipeline.pii import continue_numbers, cut_off_value, detect_pii, mask_transcript
         from earshot.pipeline.redact import redact_audio, to_snippet_edges, untranscribed_spans
 
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -183,7 +183,7 @@ class DeidPipeline:
         heard_only = self._ask_second_opinion(audio, pieces, durations, transcripts, pii_of)
         with self.timings.measure("pii"):
             pii_of = [
-                _clamp_spans(take_soundalikes(t, p), d)
+                _clamp_spans(continue_numbers(t, p), d)
                 for t, p, d in zip(transcripts, pii_of, durations, strict=True)
             ]
         for piece, transcript, pii, extra, duration in zip(

@@ -20,6 +20,7 @@ it most likely is. Nothing here logs or raises with transcript content.
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 from collections.abc import Callable
@@ -226,7 +227,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     found = {i for c in cands for i in range(c.first, c.last + 1)}
     soup = _uncued_digit_soup(cores, lows, probs, found)  # reaches over its gaps; not grown
     grown = _reach_stray_digits(_absorb_unsure(_merge(cands), words), words, cores, lows)
-    merged = _through_loops(_merge([*grown, *soup]), lows)
+    merged = _back_to_cue(_through_loops(_merge([*grown, *soup]), lows), words, cores, lows)
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -446,23 +447,27 @@ _STRAY_UNSURE = 0.7  # ... each of them less sure than this
 # Words a telephone line makes of a digit next to a number ("I'm [double 6]" for "five double
 # six", "[748,] time free." for "... five three"): taken into a digit span when unsure.
 _SOUNDALIKES = frozenset(HOMOPHONES) | _DIGIT_ALIKES
-_SOUNDALIKE_PROB = 0.7
-_SOUNDALIKE_MAX = 2  # words each side
+_CARRY_PROB = 0.85  # every word a digit span is carried over is less sure than this
+_CARRY_GAP = 2  # other words between the span and a further number
 
 
-def take_soundalikes(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSpan]:
-    """`spans` (of `transcript`'s words, in order) with each digit span grown over up to two
-    adjacent digit sound-alikes the ASR was unsure of, never across a sentence end.
+def continue_numbers(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSpan]:
+    """`spans` (of `transcript`'s words, in order) with each digit span carried on over the
+    rest of a number the ASR broke up: an adjacent digit-like word (a number, a digit
+    homophone, "I'm", "time", ...) or a number up to two words away, when the ASR was unsure
+    of every word taken; on over a full stop the value goes on after, never back over a cue.
 
     Applied to the final spans, after the second opinion: a span grown before it would cover
-    the unsure word that makes a snippet worth asking about (`second_opinion`)."""
+    the unsure words that make a snippet worth asking about, and a wider span Whisper base
+    found there would no longer count as new (`second_opinion.only_new`)."""
     words = transcript.words
-    lows = [clean(w.text).lower() for w in words]
     cands = [_Cand(s.first_word, s.last_word, s.type) for s in spans]
     if any(c.first < 0 for c in cands):
         return spans
+    cores = [clean(w.text) for w in words]
+    lows = [c.lower() for c in cores]
     out = []
-    for s, c in zip(spans, _take_soundalikes(cands, words, lows), strict=True):
+    for s, c in zip(spans, _continue_numbers(cands, words, cores, lows), strict=True):
         if (c.first, c.last) == (s.first_word, s.last_word):
             out.append(s)
             continue
@@ -471,17 +476,77 @@ def take_soundalikes(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSp
     return out
 
 
-def _take_soundalikes(cands: list[_Cand], words: list, lows: list[str]) -> list[_Cand]:
-    def alike(j: int) -> bool:
-        return lows[j] in _SOUNDALIKES and float(words[j].probability) < _SOUNDALIKE_PROB
+def _digit_like(cores: list[str], lows: list[str], j: int) -> bool:
+    """Word j may say a digit of a misheard number: a number, a digit homophone, "I'm", ..."""
+    return bool(_soup_digits(cores[j], lows[j])) or lows[j] in _SOUNDALIKES
+
+
+def _continue_numbers(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
+    def fits(j: int, gap: int) -> bool:  # a spelled ordinal is a date's ("the fourth of")
+        if lows[j] in _ORDINAL_WORDS:
+            return False
+        return _digit_like(cores, lows, j) if gap == 0 else number_like(cores[j])
+
+    def unsure(lo: int, hi: int) -> bool:  # words lo..hi-1
+        return all(float(words[i].probability) < _CARRY_PROB for i in range(lo, hi))
+
+    def stops(lo: int, hi: int) -> bool:  # a sentence ends for good after one of words lo..hi-1
+        ends = (i for i in range(lo, hi) if ends_sentence(words[i]))
+        return any(not _value_goes_on(words, cores, lows, i + 1) for i in ends)
+
+    def walls(lo: int, hi: int) -> bool:  # a sentence end or a cue among words lo..hi-1
+        return any(ends_sentence(words[i]) or _is_cue_word(words[i].text) for i in range(lo, hi))
 
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         a, b = c.first, c.last
-        if c.type in DIGIT_SPAN_TYPES:
-            lo, hi = _room(cands, k, len(words))
-            a, b = _grow(a, b, lo, hi, words, alike, alike, _SOUNDALIKE_MAX)
+        lo, hi = _room(cands, k, len(words))
+        grown = c.type in DIGIT_SPAN_TYPES
+        while grown:
+            grown = False
+            for gap in range(_CARRY_GAP + 1):
+                j = b + gap + 1
+                if j > hi or stops(b, j):
+                    break
+                if fits(j, gap) and unsure(b + 1, j + 1):
+                    b, grown = j, True
+                    break
+            for gap in range(_CARRY_GAP + 1):
+                j = a - gap - 1
+                if j < lo or walls(j, a):
+                    break
+                if fits(j, gap) and unsure(j, a):
+                    a, grown = j, True
+                    break
         out.append(_Cand(a, b, c.type))
+    return out
+
+
+_CUE_REACH = 5  # words between a number cue and the digit span it announces
+
+
+def _back_to_cue(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
+    """Each digit span taken back to a number cue at most five words before it, when the words
+    between say digits and are each digit-like or unsure: the value's first digits misheard
+    ("social security number in [9 to M and] 0, 3 to 2 8, 0"). The cue and the words that
+    link it to the value ("is", "in", "number") stay readable."""
+    out: list[_Cand] = []
+    for k, c in enumerate(cands):
+        a = c.first
+        lo, _ = _room(cands, k, len(words))
+        for end in range(a - 1, max(lo, a - 1 - _CUE_REACH) - 1, -1):
+            if c.type not in DIGIT_SPAN_TYPES or ends_sentence(words[end]):
+                break
+            if _NUMBER_INDEX.ending_at(lows, end) or lows[end] in _PHONE_CUES:
+                first = end + 1
+                while first < a and lows[first] in _SOUP_LINKS:
+                    first += 1
+                said = [_digit_like(cores, lows, i) for i in range(first, a)]
+                unsure = [float(words[i].probability) < _CARRY_PROB for i in range(first, a)]
+                if any(said) and all(map(operator.or_, said, unsure)):
+                    a = first
+                break
+        out.append(_Cand(a, c.last, c.type))
     return out
 
 
