@@ -538,6 +538,43 @@ def test_homophones_and_misheard_digits_next_to_double() -> None:
     assert masked("I paid double for free delivery.") == "I paid double for free delivery."
 
 
+def test_personal_data_runs_on_to_the_address_ending_after_it() -> None:
+    # "my email is dmitri underscore sandoval at example dot com" by telephone (tiny.en)
+    t = _with_probs([("My", 0.13), ("email", 0.94), ("is", 0.98), ("number", 0.06), ("three", 0.11),
+                     ("under", 0.42), ("core", 0.42), ("and", 0.54), ("you", 0.23), ("will", 0.98),
+                     ("have", 0.9), ("an", 0.4), ("ample", 0.71), (".com", 0.62)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My email is [EMAIL]"
+    # "send the details to mateo dot nguyen at outlook dot com please": a name, then "not com"
+    t = _with_probs([("Then,", 0.12), ("money", 0.21), ("failed", 0.43), ("to,", 0.57), ("Mateo,", 0.59),
+                     ("not", 0.81), ("to", 0.16), ("get", 0.67), ("a", 0.8), ("cow,", 0.11), ("look,", 0.52),
+                     ("not", 0.86), ("com,", 0.61), ("clean.", 0.71)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "Then, money failed to, [EMAIL], clean."
+    # "... at ingrid dot tanaka at outlook dot com any time" (Whisper base): the address goes on
+    t = _with_probs([("You", 0.47), ("can", 0.99), ("write", 0.97), ("to", 0.82), ("me", 0.98), ("at", 0.86),
+                     ("www", 0.04), (".ingred", 0.63), (".net", 0.24), ("and", 0.23), ("I", 0.16),
+                     ("cannot", 0.54), ("look", 0.95), ("not", 0.97), ("calm", 0.83), ("anytime.", 0.49)])
+    assert mask_transcript(t, detect_pii(t)) == "You can write to me at [EMAIL] anytime."
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        # a name, then "not calm" (which says no domain) with no address cue
+        [("Tell", 0.9), ("Anna", 0.9), ("I'm", 0.5), ("not", 0.6), ("calm", 0.5)],
+        # the sentence ended for sure between them
+        [("Call", 0.9), ("Anna.", 0.9), ("It", 0.5), ("is", 0.6), ("not", 0.5), ("com", 0.5)],
+        # a number with no address cue before "not calm"
+        [("My", 0.9), ("pin", 0.9), ("is", 0.9), ("4412", 0.6), ("and", 0.5), ("I", 0.5), ("am", 0.5),
+         ("not", 0.5), ("calm", 0.5)],
+        # more than eight words on
+        [("Call", 0.9), ("Anna", 0.9), *[("and", 0.9)] * 8, ("dot", 0.5), ("com", 0.5)],
+    ],
+)
+def test_an_address_ending_far_off_or_past_a_sentence_is_left_alone(words: list[tuple[str, float]]) -> None:
+    t = _with_probs(words)
+    assert all(s.type != "EMAIL" for s in detect_pii(t)), mask_transcript(t, detect_pii(t))
+
+
 def test_spoken_address_heard_as_full_stops_or_a_lone_suffix() -> None:
     # "kwame dot delgado at gmail dot com": the dots written as full stops
     t = _with_probs([("Send", 0.21), ("the", 0.83), ("details", 0.99), ("to,", 0.88),

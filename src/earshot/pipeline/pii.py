@@ -45,7 +45,9 @@ from earshot.pipeline.pii_spoken import (
     EmailMatch,
     NumberRun,
     PhraseIndex,
+    address_ending,
     clean,
+    email_cue_before,
     find_emails,
     find_emails_by_ending,
     find_number_runs,
@@ -53,6 +55,7 @@ from earshot.pipeline.pii_spoken import (
     find_web_addresses,
     is_number_word,
     luhn_ok,
+    sure_sentence_end,
     written_digits,
 )
 from earshot.pipeline.types import PiiSpan, Transcript, Word
@@ -228,6 +231,7 @@ def detect_pii(transcript: Transcript, *, use_presidio: bool | None = None) -> l
     soup = _uncued_digit_soup(cores, lows, probs, found)  # reaches over its gaps; not grown
     grown = _reach_stray_digits(_absorb_unsure(_merge(cands), words), words, cores, lows)
     merged = _back_to_cue(_through_loops(_merge([*grown, *soup]), lows), words, cores, lows)
+    merged = _on_to_address_ending(merged, words, lows)
     out = []
     for c in merged:
         start, end = _span_times(words, c.first, c.last)
@@ -585,6 +589,29 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
             if (a, b) != (c.first, c.last):  # and over the unsure words beyond the stray digit
                 a, b = _grow_unsure(a, b, lo, hi, words)
         out.append(_Cand(a, b, c.type))
+    return out
+
+
+_ENDING_REACH = 8  # words between personal data and the address ending that follows it
+
+
+def _on_to_address_ending(cands: list[_Cand], words: list, lows: list[str]) -> list[_Cand]:
+    """A span followed, in the same sentence and within eight words, by an address ending that
+    nothing covers (".com", "not com", "look not calm") is that address, its middle misheard
+    ("My email is [number three under core] and you will have an ample .com"): when the span is
+    an e-mail, follows an address cue, or is a name before an ending that says the domain."""
+    out = list(cands)
+    for k in range(len(lows)):
+        sure = address_ending(lows, k)
+        before = [i for i, c in enumerate(out) if c.last < k]
+        if not sure or not before or any(c.first <= k <= c.last for c in out):
+            continue
+        c = out[before[-1]]
+        ended = any(sure_sentence_end(w.text, w.probability) for w in words[c.last : k])
+        if c.last < k - _ENDING_REACH or ended:
+            continue
+        if c.type == "EMAIL" or email_cue_before(lows, c.first) or (c.type == "NAME" and sure == 2):
+            out[before[-1]] = _Cand(c.first, k, "EMAIL")
     return out
 
 

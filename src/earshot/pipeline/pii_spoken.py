@@ -588,6 +588,30 @@ def find_emails_by_ending(
     return out
 
 
+def address_ending(lows: list[str], k: int) -> int:
+    """How surely word k ends a spelled address: 2 for a written ending (".com", "gmail.com") or
+    "dot"/"not" and the domain said ("not com"), 1 for the sound-alikes ("not calm", "dot come"),
+    0 for none."""
+    if lows[k].endswith(_TLD_SUFFIXES):
+        return 2
+    if lows[k] in _TLD_WORDS and k >= 1 and lows[k - 1] in ("dot", "not", "period"):
+        return 1 if lows[k] in ("come", "calm") else 2
+    return 0
+
+
+def email_cue_before(lows: list[str], first: int, reach: int = 4) -> bool:
+    """A word that says an address is coming ("email", "write", "details", ...) among the
+    `reach` words before word `first`."""
+    return any(w in EMAIL_CUES or w in _EMAIL_CONTEXT for w in lows[max(0, first - reach) : first])
+
+
+def sure_sentence_end(raw: str, prob: float | None) -> bool:
+    """The ASR ended a sentence after this word and was sure of it: an unsure word's full stop
+    may be a misheard "dot"."""
+    text = raw.strip()
+    return text.endswith(("?", "!")) or (text.endswith(".") and (prob is None or prob >= _UNSURE_DOT))
+
+
 def _context_starts(lows: list[str], raw: list[str], probs: list[float] | None, k: int) -> list[int]:
     """Where an address ending at word k may start: after each context word ("write", "email",
     ...) within the window before it, nearest first, up to a sentence the ASR was sure had
@@ -596,9 +620,8 @@ def _context_starts(lows: list[str], raw: list[str], probs: list[float] | None, 
     for j in range(k - 1, max(-1, k - 1 - _ENDING_WINDOW), -1):
         if lows[j] in _EMAIL_CONTEXT:
             starts.append(j + 1)
-        sure = probs is None or probs[j] >= _UNSURE_DOT
-        if raw[j].strip().endswith(("?", "!")) or (raw[j].strip().endswith(".") and sure):
-            break  # a sentence the ASR was sure had ended
+        if sure_sentence_end(raw[j], None if probs is None else probs[j]):
+            break
     return starts
 
 
