@@ -251,6 +251,27 @@ def test_a_second_opinion_masks_and_silences_what_the_first_asr_misheard(two_utt
     assert pipe.timings.stages["second_opinion"].calls == 1
 
 
+class GarbleEar:
+    """The larger model title-casing what it could not make out: "Please tell, May Petron,
+    National Power Solar Island." for "Please tell Mei Petrov that the parcel arrived"."""
+
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[Transcript]:
+        text = "Please tell, May Petron, National Power Solar Island."
+        words = [Word(w, 0.2 * i, 0.2 * (i + 1), 0.3 if i > 1 else 0.9) for i, w in enumerate(text.split())]
+        return [Transcript(text, words) for _ in audios]
+
+
+def test_a_name_of_more_than_four_words_from_the_second_opinion_is_not_taken(two_utterances) -> None:  # noqa: ANN001
+    from earshot.pipeline.second_opinion import SecondOpinion
+
+    pipe = DeidPipeline(
+        transcriber=UnsureTranscriber(), anonymiser=NoisyAnonymiser(),
+        second_opinion=SecondOpinion(lambda: GarbleEar()),  # type: ignore[arg-type, return-value]
+    )  # fmt: skip
+    for s in pipe.process(two_utterances, rng=np.random.default_rng(5)):
+        assert s.transcript == "Please tell me, not so." and s.pii == []
+
+
 def test_no_second_opinion_is_asked_for_confident_speech(two_utterances) -> None:  # noqa: ANN001
     from earshot.pipeline.second_opinion import SecondOpinion
 

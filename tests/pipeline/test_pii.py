@@ -406,6 +406,18 @@ def test_calling_about_without_a_caller_name_is_left_alone() -> None:
         assert detect_pii(t) == [], words
 
 
+def test_a_name_grows_over_unsure_words_to_four_words_at_most() -> None:
+    # "I was talking with Jane Harrington yesterday about the trip" as Whisper base heard it
+    t = _with_probs([("I", 0.84), ("want", 0.94), ("talking", 0.57), ("with", 0.97), ("Jane", 0.82),
+                     ("Harrington,", 0.67), ("yes,", 0.23), ("the", 0.3), ("main", 0.26), ("mountain", 0.33),
+                     ("trip.", 0.4)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "I want talking with [NAME] main mountain trip."
+    # backward growth is kept before forward growth; a name found longer is not cut
+    t = _with_probs([("Please", 0.9), ("tell", 0.9), ("Anna", 0.3), ("Maria", 0.3), ("Lopez", 0.3),
+                     ("Garcia", 0.3), ("Ruiz", 0.3), ("now.", 0.9)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "Please tell [NAME] now."
+
+
 def test_spans_absorb_adjacent_unsure_words() -> None:
     pairs = [("My", 0.5), ("social", 0.9), ("security", 0.99), ("number", 0.9), ("is", 0.98),
              ("5", 0.34), ("double", 0.16), ("2", 0.5), ("2", 0.3), ("8", 0.74), ("toxic", 0.08),

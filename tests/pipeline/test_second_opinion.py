@@ -17,6 +17,7 @@ from earshot.pipeline.second_opinion import (
     needs_second_opinion,
     only_new,
     trim_agreed,
+    without_long_names,
 )
 from earshot.pipeline.types import PiiSpan, Transcript, Word
 
@@ -238,3 +239,10 @@ def test_a_number_the_second_model_heard_in_part_or_short_is_left_alone() -> Non
     # names and other types are not numbers to cut back to
     name = PiiSpan("NAME", 0.6, 2.4, 0, 3)
     assert clip_to_agreed_number([name], first, first, [PiiSpan("CODE", 0.6, 1.8, 0, 1)]) == [name]
+
+
+def test_a_name_of_more_than_four_words_is_dropped_and_other_values_are_kept() -> None:
+    name4 = PiiSpan("NAME", 0.0, 1.0, 2, 5)
+    name5 = PiiSpan("NAME", 1.0, 2.0, 6, 10)
+    phone = PiiSpan("PHONE", 2.0, 4.0, 11, 20)
+    assert without_long_names([name4, name5, phone]) == [name4, phone]

@@ -246,6 +246,7 @@ class DeidPipeline:
             merge_spans,
             only_new,
             trim_agreed,
+            without_long_names,
         )
         from earshot.pipeline.voice import band_edge_hz
 
@@ -274,7 +275,7 @@ class DeidPipeline:
             again = self.second_opinion.transcribe_batch([pieces[i] for i in asked])
         with self.timings.measure("pii"):
             for i, other in zip(asked, again, strict=True):
-                found = _clamp_spans(detect_pii(other), durations[i])
+                found = without_long_names(_clamp_spans(detect_pii(other), durations[i]))
                 mapped, extra[i] = map_onto(transcripts[i], other, found)
                 if i not in cued:
                     mapped = only_new(mapped, pii_of[i])

@@ -638,12 +638,20 @@ def _through_loops(cands: list[_Cand], lows: list[str]) -> list[_Cand]:
     return out
 
 
+NAME_MAX_WORDS = 4  # a person's name with its title; a longer "name" is misheard speech
+
+
 def _absorb_unsure(cands: list[_Cand], words: list) -> list[_Cand]:
     """Grow each span over up to three adjacent words the ASR was unsure of: next to personal
-    data they are most often more of it, misheard ("5 double 2 2 8 [toxic stubble iron]")."""
+    data they are most often more of it, misheard ("5 double 2 2 8 [toxic stubble iron]").
+    A name grows to four words at most, forward growth given up first: past that the unsure
+    words are the rest of the sentence misheard ("[Jane Harrington,] yes, the main")."""
     out: list[_Cand] = []
     for k, c in enumerate(cands):
         a, b = _grow_unsure(c.first, c.last, *_room(cands, k, len(words)), words)
+        if c.type == "NAME":
+            b = max(c.last, min(b, a + NAME_MAX_WORDS - 1))
+            a = min(c.first, max(a, b - NAME_MAX_WORDS + 1))
         out.append(_Cand(a, b, c.type))
     return out
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from earshot.pipeline.pii import (
     DIGIT_SPAN_TYPES,
     MONTHS,
+    NAME_MAX_WORDS,
     cue_ends,
     cue_form,
     digits_said,
@@ -74,6 +75,13 @@ def needs_second_opinion(
             if ends_sentence(words[j]):
                 break
     return False
+
+
+def without_long_names(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """`spans` less the names of more than four words: Whisper base title-cases the speech it
+    cannot make out ("Please tell, [May Petron, National Power Solar Island]" for "... Mei
+    Petrov that the parcel arrived"), and a name that long is that, not a name."""
+    return [s for s in spans if s.type != "NAME" or s.last_word - s.first_word < NAME_MAX_WORDS]
 
 
 def map_onto(
