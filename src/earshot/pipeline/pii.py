@@ -534,12 +534,10 @@ def _back_to_cue(cands: list[_Cand], words: list, cores: list[str], lows: list[s
     between say digits and are each digit-like or unsure: the value's first digits misheard
     ("social security number in [9 to M and] 0, 3 to 2 8, 0"). The cue and the words that
     link it to the value ("is", "in", "number") stay readable."""
-    out: list[_Cand] = []
-    for k, c in enumerate(cands):
-        a = c.first
-        lo, _ = _room(cands, k, len(words))
+
+    def cue_start(a: int, lo: int) -> int:  # where the span starting at word a may start
         for end in range(a - 1, max(lo, a - 1 - _CUE_REACH) - 1, -1):
-            if c.type not in DIGIT_SPAN_TYPES or ends_sentence(words[end]):
+            if ends_sentence(words[end]):
                 break
             if _NUMBER_INDEX.ending_at(lows, end) or lows[end] in _PHONE_CUES:
                 first = end + 1
@@ -547,11 +545,14 @@ def _back_to_cue(cands: list[_Cand], words: list, cores: list[str], lows: list[s
                     first += 1
                 said = [_digit_like(cores, lows, i) for i in range(first, a)]
                 unsure = [float(words[i].probability) < _CARRY_PROB for i in range(first, a)]
-                if any(said) and all(map(operator.or_, said, unsure)):
-                    a = first
-                break
-        out.append(_Cand(a, c.last, c.type))
-    return out
+                return first if any(said) and all(map(operator.or_, said, unsure)) else a
+        return a
+
+    return [
+        _Cand(cue_start(c.first, _room(cands, k, len(words))[0]), c.last, c.type)
+        if c.type in DIGIT_SPAN_TYPES else c
+        for k, c in enumerate(cands)
+    ]  # fmt: skip
 
 
 def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
