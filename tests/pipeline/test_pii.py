@@ -418,6 +418,16 @@ def test_a_name_grows_over_unsure_words_to_four_words_at_most() -> None:
     assert mask_transcript(t, detect_pii(t)) == "Please tell [NAME] now."
 
 
+def test_a_digit_span_grows_over_two_unsure_words_and_a_name_over_three() -> None:
+    # "sort code four two double oh two one, same branch as before" by telephone
+    t = _with_probs([("Sword", 0.3), ("Code", 0.3), ("4-2-9-0-2-1", 0.3), ("Game", 0.3), ("branch", 0.3),
+                     ("before", 0.3)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "Sword Code [CODE] before"
+    t = _with_probs([("My", 0.9), ("name", 0.9), ("is", 0.9), ("Jo", 0.9), ("Ann", 0.3), ("Lee", 0.3),
+                     ("Fox", 0.3), ("today.", 0.9)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My name is [NAME] today."
+
+
 def test_spans_absorb_adjacent_unsure_words() -> None:
     pairs = [("My", 0.5), ("social", 0.9), ("security", 0.99), ("number", 0.9), ("is", 0.98),
              ("5", 0.34), ("double", 0.16), ("2", 0.5), ("2", 0.3), ("8", 0.74), ("toxic", 0.08),
@@ -532,8 +542,8 @@ def test_digit_span_does_not_reach_a_number_word_said_with_confidence() -> None:
     t = _with_probs([("Two", 0.5), ("yes", 0.5), ("please.", 0.5), ("Five", 0.9), ("five", 0.9),
                      ("five", 0.9)])
     assert mask_transcript(t, detect_pii(t)) == "Two yes please. [NUMBER]"
-    t = _with_probs([("seven", 0.5), ("a", 0.3), ("b", 0.3), ("c", 0.3), ("five", 0.9),
-                     ("five", 0.9), ("five", 0.9)])
+    t = _with_probs([("seven", 0.5), ("a", 0.3), ("b", 0.3), ("c", 0.3), ("d", 0.3), ("e", 0.3),
+                     ("five", 0.9), ("five", 0.9), ("five", 0.9)])
     assert mask_transcript(t, detect_pii(t)).startswith("seven")
 
 

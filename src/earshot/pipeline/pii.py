@@ -443,6 +443,7 @@ def ends_sentence(word: Word) -> bool:
 
 UNSURE_PROB = 0.4
 _UNSURE_MAX = 3
+_UNSURE_MAX_DIGITS = 2  # a digit span's own growth; `continue_numbers` takes digit-like words later
 DIGIT_SPAN_TYPES = frozenset("CARD SSN PASSPORT SORT_CODE PIN CODE PHONE ACCOUNT NUMBER".split())
 _STRAY_GAP = 2  # words between a digit run and a stray digit word
 _STRAY_UNSURE = 0.7  # ... each of them less sure than this
@@ -645,11 +646,15 @@ NAME_MAX_WORDS = 4  # a person's name with its title; a longer "name" is mishear
 def _absorb_unsure(cands: list[_Cand], words: list) -> list[_Cand]:
     """Grow each span over up to three adjacent words the ASR was unsure of: next to personal
     data they are most often more of it, misheard ("5 double 2 2 8 [toxic stubble iron]").
-    A name grows to four words at most, forward growth given up first: past that the unsure
-    words are the rest of the sentence misheard ("[Jane Harrington,] yes, the main")."""
+    A digit span grows over two at most: the digit-like words further on are taken after the
+    second opinion (`continue_numbers`), and a third unsure word was ordinary speech far more
+    often than not ("Sword Code [4-2-9-0-2-1 Game branch] before"). A name grows to four words
+    at most, forward growth given up first: past that the unsure words are the rest of the
+    sentence misheard ("[Jane Harrington,] yes, the main")."""
     out: list[_Cand] = []
     for k, c in enumerate(cands):
-        a, b = _grow_unsure(c.first, c.last, *_room(cands, k, len(words)), words)
+        most = _UNSURE_MAX_DIGITS if c.type in DIGIT_SPAN_TYPES else _UNSURE_MAX
+        a, b = _grow_unsure(c.first, c.last, *_room(cands, k, len(words)), words, most)
         if c.type == "NAME":
             b = max(c.last, min(b, a + NAME_MAX_WORDS - 1))
             a = min(c.first, max(a, b - NAME_MAX_WORDS + 1))
@@ -664,8 +669,10 @@ def _room(cands: list[_Cand], k: int, n: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[int, int]:
-    """words[first..last] grown over up to `_UNSURE_MAX` unsure words each way, within lo..hi,
+def _grow_unsure(
+    first: int, last: int, lo: int, hi: int, words: list, most: int = _UNSURE_MAX
+) -> tuple[int, int]:
+    """words[first..last] grown over up to `most` unsure words each way, within lo..hi,
     never across a sentence end, nor back over a cue word ("Sword Code 9339": the cue that
     says a value follows is not part of it)."""
 
@@ -675,7 +682,7 @@ def _grow_unsure(first: int, last: int, lo: int, hi: int, words: list) -> tuple[
     def unsure_not_cue(j: int) -> bool:
         return unsure(j) and not _is_cue_word(words[j].text)
 
-    return _grow(first, last, lo, hi, words, unsure_not_cue, unsure, _UNSURE_MAX)
+    return _grow(first, last, lo, hi, words, unsure_not_cue, unsure, most)
 
 
 def _grow(
