@@ -333,6 +333,15 @@ def number_like(text: str) -> bool:
     return written_digits(core) is not None or is_number_word(core.lower())
 
 
+def _number_cue_at(lows: list[str], end: int) -> str | None:
+    """The type of the number or phone cue that ends at word `end` ("sort code" -> SORT_CODE,
+    "text" -> PHONE), or None."""
+    cues = _NUMBER_INDEX.ending_at(lows, end)
+    if cues:
+        return _NUMBER_CUE_TYPES[cues[0]]
+    return "PHONE" if lows[end] in _PHONE_CUES else None
+
+
 def _cued_digit_soup(
     words: list, cores: list[str], lows: list[str], probs: list[float], taken: set[int]
 ) -> list[_Cand]:
@@ -345,8 +354,7 @@ def _cued_digit_soup(
     out: list[_Cand] = []
     n = len(lows)
     for end in range(n - 1):
-        cues = _NUMBER_INDEX.ending_at(lows, end)
-        typ = _NUMBER_CUE_TYPES[cues[0]] if cues else ("PHONE" if lows[end] in _PHONE_CUES else None)
+        typ = _number_cue_at(lows, end)
         if typ is None or typ in ("ADDRESS", "DATE_OF_BIRTH"):
             continue
         if ends_sentence(words[end]) and not _value_goes_on(words, cores, lows, end + 1):
@@ -540,7 +548,7 @@ def _back_to_cue(cands: list[_Cand], words: list, cores: list[str], lows: list[s
         for end in range(a - 1, max(lo, a - 1 - _CUE_REACH) - 1, -1):
             if ends_sentence(words[end]):
                 break
-            if _NUMBER_INDEX.ending_at(lows, end) or lows[end] in _PHONE_CUES:
+            if _number_cue_at(lows, end) is not None:
                 first = end + 1
                 while first < a and lows[first] in _SOUP_LINKS:
                     first += 1
@@ -605,8 +613,10 @@ def _on_to_address_ending(cands: list[_Cand], words: list, lows: list[str]) -> l
     out = list(cands)
     for k in range(len(lows)):
         sure = address_ending(lows, k)
+        if not sure or any(c.first <= k <= c.last for c in out):
+            continue
         before = [i for i, c in enumerate(out) if c.last < k]
-        if not sure or not before or any(c.first <= k <= c.last for c in out):
+        if not before:
             continue
         c = out[before[-1]]
         ended = any(sure_sentence_end(w.text, w.probability) for w in words[c.last : k])

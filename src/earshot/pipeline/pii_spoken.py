@@ -492,6 +492,7 @@ _EMAIL_SOUP_NOT_FIRST = frozenset("not my your same still wrong no changed".spli
 _TLD_WORDS = ("com", "come", "calm", "org", "net", "uk", "io")
 _TLD_SUFFIXES = tuple("." + t for t in _TLD_WORDS)  # ".com", ... ending a dotted word
 _CONTINUE_WORDS = frozenset("dot not period underscore at".split())
+_SPOKEN_DOTS = ("dot", "not", "period")  # a spelled address's "dot", as ASR writes it
 _UNSURE_DOT = 0.5  # word probability under which its full stop may be a misheard "dot"
 
 
@@ -569,7 +570,7 @@ def find_emails_by_ending(
     for k, w in enumerate(lows):
         written = w.endswith(_TLD_SUFFIXES)
         spoken = (
-            w in (*_TLD_WORDS, "comm") and k >= 2 and lows[k - 1] in ("dot", "not", "period")
+            w in (*_TLD_WORDS, "comm") and k >= 2 and lows[k - 1] in _SPOKEN_DOTS
             and (_has_mail_host(lows[k - 2])
                  or (probs is not None and probs[k - 2] < _UNSURE_DOT))
         )  # fmt: skip
@@ -594,7 +595,7 @@ def address_ending(lows: list[str], k: int) -> int:
     0 for none."""
     if lows[k].endswith(_TLD_SUFFIXES):
         return 2
-    if lows[k] in _TLD_WORDS and k >= 1 and lows[k - 1] in ("dot", "not", "period"):
+    if lows[k] in _TLD_WORDS and k >= 1 and lows[k - 1] in _SPOKEN_DOTS:
         return 1 if lows[k] in ("come", "calm") else 2
     return 0
 
