@@ -7,6 +7,9 @@ import pytest
 
 from earshot.pipeline.redact import (
     TONE_HZ,
+    edge_after,
+    edge_before,
+    pauses,
     redact_audio,
     redaction_intervals,
     spoken_chars,
@@ -151,3 +154,66 @@ def test_spans_holding_the_first_or_last_word_reach_the_snippet_edges() -> None:
     # untranscribed stretches (no words) are left alone
     gap = PiiSpan("UNTRANSCRIBED", 1.0, 2.0, -1, -1)
     assert to_snippet_edges([gap], n_words=3, duration_s=3.0) == [gap]
+
+
+def _words_and_pauses(*parts: tuple[str, float]) -> np.ndarray:
+    """("w", seconds) of speech or ("-", seconds) of silence, joined."""
+    return np.concatenate([_speech(s) if kind == "w" else np.zeros(int(s * SR), np.float32)
+                           for kind, s in parts])  # fmt: skip
+
+
+def test_pauses_are_runs_of_at_least_50_ms_under_speech_level() -> None:
+    audio = _words_and_pauses(("w", 0.5), ("-", 0.2), ("w", 0.3), ("-", 0.03), ("w", 0.2))
+    assert pauses(audio) == [(0.5, 0.7)]  # 30 ms between words is not a pause
+    assert pauses(np.zeros(0, np.float32)) == []
+
+
+def test_the_edge_before_a_span_stops_at_the_pause_before_its_first_word() -> None:
+    # "... is" [0.25 s pause] "four two ...": a word timing 0.12 s late, then one 0.1 s early
+    audio = _words_and_pauses(("w", 1.0), ("-", 0.25), ("w", 1.0))
+    quiet = pauses(audio)
+    assert quiet == [(1.0, 1.25)]
+    # late: a fixed margin (1.22) would leave 30 ms of the first digit; the edge is the pause
+    assert edge_before(1.37, quiet, 0.15) == pytest.approx(1.2)
+    # early, inside the pause: back by the margin at most, never into the word before
+    assert edge_before(1.15, quiet, 0.15) == pytest.approx(1.0)
+    assert edge_before(1.2, quiet, 0.15) == pytest.approx(1.05)
+    # no pause within twice the margin: the fixed margin
+    assert edge_before(1.6, quiet, 0.15) == pytest.approx(1.45)
+    assert edge_before(0.5, quiet, 0.15) == pytest.approx(0.35)
+
+
+def test_the_edge_after_a_span_runs_on_to_the_pause_after_its_last_word() -> None:
+    audio = _words_and_pauses(("w", 1.0), ("-", 0.25), ("w", 1.0))
+    quiet = pauses(audio)
+    # the timing ends 0.25 s early: the word goes on to the pause, and so does the redaction
+    assert edge_after(0.75, quiet, 0.15) == pytest.approx(1.05)
+    # inside the pause: on by the margin at most, never into the next word
+    assert edge_after(1.15, quiet, 0.15) == pytest.approx(1.25)
+    # no pause near: the fixed margin
+    assert edge_after(0.4, quiet, 0.15) == pytest.approx(0.55)
+
+
+def test_a_guide_places_the_redaction_at_the_pauses_and_keeps_the_next_word() -> None:
+    # "my number is" | pause | "digits" | pause | "thanks"; the digits timed late at both ends
+    audio = _words_and_pauses(("w", 1.0), ("-", 0.2), ("w", 1.5), ("-", 0.2), ("w", 0.6))
+    span = PiiSpan("PHONE", 1.32, 2.6, 3, 6)
+    fixed = redaction_intervals([span], len(audio), margin_s=0.15)
+    guided = redaction_intervals([span], len(audio), margin_s=0.15, guide=audio)
+    assert fixed == [(int(1.17 * SR), int(np.ceil(2.75 * SR)))]  # 30 ms of the digits heard
+    assert guided == [(int(1.15 * SR), int(np.ceil(2.75 * SR)))]
+    y = redact_audio(audio, [span], guide=audio)
+    digits = slice(int(1.2 * SR), int(2.7 * SR))
+    assert np.all(y[digits] == 0)
+    assert np.array_equal(y[: int(1.0 * SR)], audio[: int(1.0 * SR)])  # "my number is" kept
+    assert np.array_equal(y[int(2.9 * SR) :], audio[int(2.9 * SR) :])  # "thanks" kept
+    # the same intervals whatever audio is redacted, given the same guide
+    other = noise(len(audio) / SR)
+    z = redact_audio(other, [span], guide=audio)
+    assert np.all(z[digits] == 0) and np.array_equal(z[: int(1.0 * SR)], other[: int(1.0 * SR)])
+
+
+def test_without_pauses_a_guide_changes_nothing() -> None:
+    x = noise(3.0)
+    spans = [PiiSpan("NAME", 1.0, 1.4), PiiSpan("PHONE", 2.0, 2.5)]
+    assert redaction_intervals(spans, len(x), guide=x) == redaction_intervals(spans, len(x))

@@ -202,7 +202,7 @@ class DeidPipeline:
                     *cut_off_value(transcript, duration),
                     *extra,
                 ]
-                redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s)
+                redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s, guide=piece)
             found.append((pii, masked, silenced, redacted))
         voiced = self._anonymise_all([f[3] for f in found], rng)
         out: list[DeidSnippet] = []
@@ -210,7 +210,9 @@ class DeidPipeline:
             spans, pieces, found, voiced, strict=True
         ):
             with self.timings.measure("redact"):
-                final = redact_audio(_fit(new_voice, len(piece)), silenced, margin_s=self.redact_margin_s)
+                final = redact_audio(
+                    _fit(new_voice, len(piece)), silenced, margin_s=self.redact_margin_s, guide=piece
+                )
             out.append(
                 DeidSnippet(
                     audio=np.asarray(final, dtype=np.float32),

@@ -2,7 +2,10 @@
 
 The margin covers ASR word-timestamp error; raised-cosine cross-fades of about 10 ms at each
 edge avoid clicks. The replacement is complete inside the faded edges, and samples outside
-span+margin are left exactly as they were.
+the replaced intervals are left exactly as they were. Given the snippet's own audio
+(`guide`), each edge is placed at a pause where one is near (`edge_before`, `edge_after`):
+what lies beyond a pause is another word, and a span whose timing stops short inside speech
+is carried on to the pause.
 
 Silence is the default, chosen by measurement (`earshot eval --pii`): a 1 kHz tone made the
 ASR (and so the reviewer's draft transcript) drop or hallucinate the ordinary words after
@@ -23,10 +26,68 @@ TONE_HZ = 1000.0  # pass tone_hz=TONE_HZ for an audible bleep instead of silence
 DEFAULT_LEVEL = 0.1  # -20 dBFS: clearly a bleep, never louder than speech
 
 
+# A pause: at least 50 ms of frames under speech level (`speech_frames`). An edge looks for one
+# up to twice the margin away, and stops 50 ms inside it, so a weak onset or ending that the
+# energy threshold missed is still covered.
+_PAUSE_S = 0.05
+_CUSHION_S = 0.05
+
+
+def pauses(audio: Audio, *, min_s: float = _PAUSE_S, sr: int = SAMPLE_RATE) -> list[tuple[float, float]]:
+    """(start, end) seconds of every run of at least `min_s` under speech level in `audio`."""
+    active = speech_frames(audio, sr=sr)
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], active.astype(np.int8), [1]))))
+    runs = edges.reshape(-1, 2) * _FRAME_S  # pairs: first quiet frame, first active frame after
+    return [(round(float(a), 3), round(float(b), 3)) for a, b in runs if b - a >= min_s - 1e-9]
+
+
+def edge_before(start_s: float, quiet: Sequence[tuple[float, float]], margin_s: float) -> float:
+    """Where the replacement before a span starting at `start_s` begins.
+
+    - The span's timing starts in a pause: the word has not begun, so back at most `margin_s`
+      but never past the pause into the speech before it.
+    - A pause ends up to 2 x `margin_s` before: 50 ms before that pause ends (the speech in
+      between is the span's first word, timed late; before the pause is another word).
+    - No pause near: `margin_s` before, as without a guide.
+    """
+    for a, b in quiet:
+        if a <= start_s < b:
+            return max(a, start_s - margin_s)
+    near = [(a, b) for a, b in quiet if start_s - 2 * margin_s <= b <= start_s]
+    if near:
+        a, b = near[-1]
+        return max(a, b - _CUSHION_S)
+    return start_s - margin_s
+
+
+def edge_after(end_s: float, quiet: Sequence[tuple[float, float]], margin_s: float) -> float:
+    """Where the replacement after a span ending at `end_s` ends: `edge_before` mirrored."""
+    for a, b in quiet:
+        if a <= end_s < b:
+            return min(b, end_s + margin_s)
+    near = [(a, b) for a, b in quiet if end_s <= a <= end_s + 2 * margin_s]
+    if near:
+        a, b = near[0]
+        return min(b, a + _CUSHION_S)
+    return end_s + margin_s
+
+
 def redaction_intervals(
-    spans: Sequence[PiiSpan], n_samples: int, *, margin_s: float = 0.15, sr: int = SAMPLE_RATE
+    spans: Sequence[PiiSpan],
+    n_samples: int,
+    *,
+    margin_s: float = 0.15,
+    sr: int = SAMPLE_RATE,
+    guide: Audio | None = None,
 ) -> list[tuple[int, int]]:
-    """Sample intervals [a, b) to replace: spans widened by the margin, clamped, merged."""
+    """Sample intervals [a, b) to replace: spans widened by the margin, clamped, merged.
+
+    With `guide` (the snippet's audio, sample-aligned), each edge is placed at a nearby pause
+    instead (`edge_before`, `edge_after`). Word timings on real speech run late (measured on
+    FSDD digit strings: starts a median 0.11 s, ends 0.07 s), and a fixed margin either cuts
+    into the next word or stops inside the span's own; a pause is where a word really ends.
+    """
+    quiet = pauses(guide, sr=sr) if guide is not None else None
     raw: list[tuple[int, int]] = []
     for s in spans:
         start, end = float(s.start_s), float(s.end_s)
@@ -34,8 +95,12 @@ def redaction_intervals(
             continue
         if end < start:
             start, end = end, start
-        a = max(0, int(np.floor((start - margin_s) * sr)))
-        b = min(n_samples, int(np.ceil((end + margin_s) * sr)))
+        if quiet is None:
+            lo, hi = start - margin_s, end + margin_s
+        else:
+            lo, hi = edge_before(start, quiet, margin_s), edge_after(end, quiet, margin_s)
+        a = max(0, int(np.floor(lo * sr)))
+        b = min(n_samples, int(np.ceil(hi * sr)))
         if b > a:
             raw.append((a, b))
     raw.sort()
@@ -57,20 +122,23 @@ def redact_audio(
     level: float = DEFAULT_LEVEL,
     fade_s: float = 0.01,
     sr: int = SAMPLE_RATE,
+    guide: Audio | None = None,
 ) -> Audio:
     """A new array, same length, with every span (± margin) replaced by silence or a tone.
 
     `tone_hz=None` (default) gives silence; `tone_hz=TONE_HZ` a 1 kHz bleep at `level`.
     Each replaced stretch cross-fades from the original into the replacement and back over
     `fade_s` at its edges (inside the stretch), so there are no clicks and nothing outside
-    span+margin changes.
+    the replaced intervals changes. `guide`: place the edges at its pauses
+    (`redaction_intervals`); pass the snippet before the voice change to redact both the
+    same way.
     """
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError("redact_audio expects mono audio (a 1-D array)")
     out = x.copy()
     fade_n = max(1, int(round(fade_s * sr)))
-    for a, b in redaction_intervals(spans, len(x), margin_s=margin_s, sr=sr):
+    for a, b in redaction_intervals(spans, len(x), margin_s=margin_s, sr=sr, guide=guide):
         n = b - a
         if tone_hz:
             t = np.arange(n, dtype=np.float64) / sr
