@@ -178,8 +178,10 @@ def test_the_edge_before_a_span_stops_at_the_pause_before_its_first_word() -> No
     # early, inside the pause: back by the margin at most, never into the word before
     assert edge_before(1.15, quiet, 0.15) == pytest.approx(1.0)
     assert edge_before(1.2, quiet, 0.15) == pytest.approx(1.05)
-    # no pause within twice the margin: the fixed margin
-    assert edge_before(1.6, quiet, 0.15) == pytest.approx(1.45)
+    # a first word timed 0.4 s late: the pause is still found, three margins back
+    assert edge_before(1.65, quiet, 0.15) == pytest.approx(1.2)
+    # no pause within three margins: the fixed margin
+    assert edge_before(1.75, quiet, 0.15) == pytest.approx(1.6)
     assert edge_before(0.5, quiet, 0.15) == pytest.approx(0.35)
 
 
@@ -190,8 +192,9 @@ def test_the_edge_after_a_span_runs_on_to_the_pause_after_its_last_word() -> Non
     assert edge_after(0.75, quiet, 0.15) == pytest.approx(1.05)
     # inside the pause: on by the margin at most, never into the next word
     assert edge_after(1.15, quiet, 0.15) == pytest.approx(1.25)
-    # no pause near: the fixed margin
+    # no pause within two margins on: the fixed margin
     assert edge_after(0.4, quiet, 0.15) == pytest.approx(0.55)
+    assert edge_after(0.65, quiet, 0.15) == pytest.approx(0.8)
 
 
 def test_a_guide_places_the_redaction_at_the_pauses_and_keeps_the_next_word() -> None:
