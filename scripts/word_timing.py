@@ -6,11 +6,12 @@ docs/deid-pipeline.md. Each string is an espeak carrier ("My number is") followe
 digits said by one FSDD speaker, each take trimmed to its speech (-35 dB of its loudest 10 ms,
 plus 20 ms), joined with no gap (`--gaps`: 40-120 ms between digits, as `real_digits` does).
 The product ASR (tiny.en) transcribes it; where it writes all eight digits, each digit word's
-timing is compared with the true extent of the digits it covers, and the number is redacted
-from its first digit word's start to its last one's end, with the fixed 0.15 s margin and with
-edges placed at pauses (`redaction_intervals(..., guide=audio)`). Printed: the timing errors, the
-share of each number's first and last digit left audible (samples above 0.01), and the share of
-the carrier silenced.
+timing is compared with the true extent of the digits it covers. The string is then redacted as
+the pipeline's redaction step does it on that transcript (`detect_pii` spans, reaching the
+snippet's edges, plus untranscribed stretches), with the fixed 0.15 s margin and with edges placed
+at pauses (`redaction_intervals(..., guide=audio)`). Printed: the timing errors, the share of
+each number's first and last digit left audible (samples above 0.01), and the share of the
+carrier silenced.
 
     .venv/bin/python scripts/word_timing.py --strings 120 [--telephone] [--gaps]
 """
@@ -27,9 +28,10 @@ import numpy as np
 from earshot.evaluation import pii_eval
 from earshot.evaluation.manifest import load_utterance, read_manifest, telephone_band
 from earshot.pipeline.asr import get_transcriber
+from earshot.pipeline.pii import detect_pii
 from earshot.pipeline.pii_spoken import DIGIT_WORDS
-from earshot.pipeline.redact import redaction_intervals
-from earshot.pipeline.types import SAMPLE_RATE, Audio, PiiSpan
+from earshot.pipeline.redact import redaction_intervals, to_snippet_edges, untranscribed_spans
+from earshot.pipeline.types import SAMPLE_RATE, Audio
 
 FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "MANIFEST.tsv"
 
@@ -91,7 +93,8 @@ def main() -> None:
         audio = np.concatenate(pieces).astype(np.float32)
         if opts.telephone:
             audio = telephone_band(audio)
-        words = [(w, n) for w in asr.transcribe(audio).words if (n := _digits_in(w.text))]
+        transcript = asr.transcribe(audio)
+        words = [(w, n) for w in transcript.words if (n := _digits_in(w.text))]
         if sum(n for _, n in words) != 8:
             continue
         ok += 1
@@ -102,9 +105,13 @@ def main() -> None:
             if j == 0:
                 first_err.append(w.start_s - truth[0][0])
             i += n
-        span = [PiiSpan("NUMBER", words[0][0].start_s, words[-1][0].end_s)]
+        duration = len(audio) / SAMPLE_RATE
+        spans = [
+            *to_snippet_edges(detect_pii(transcript), len(transcript.words), duration),
+            *untranscribed_spans(transcript.words, duration, audio=audio),
+        ]
         for name, guide in (("fixed", None), ("pauses", audio)):
-            iv = redaction_intervals(span, len(audio), guide=guide)
+            iv = redaction_intervals(spans, len(audio), guide=guide)
             left[name] += [_audible(audio, truth[0], iv), _audible(audio, truth[-1], iv),
                            1 - _audible(audio, (0.0, len(carrier) / SAMPLE_RATE), iv)]  # fmt: skip
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()

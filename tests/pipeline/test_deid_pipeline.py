@@ -358,3 +358,52 @@ def test_the_telephone_rule_can_be_turned_off(two_utterances) -> None:  # noqa: 
     )
     assert len(pipe.process(telephone_band(two_utterances))) == 2
     assert ear.calls == []
+
+
+class LateTimer:
+    """Times "is" and the number 0.2 s late, as Whisper does after a pause (scripts/word_timing.py):
+    "My number is" | pause | "four two four two". "number" ends where the pause starts, so the
+    words leave no gap for the span to widen over."""
+
+    def __init__(self) -> None:
+        self.digits_at: list[tuple[float, float]] = []
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        from earshot.pipeline.redact import pauses
+
+        loud = np.flatnonzero(np.abs(audio) > 0.01) / SAMPLE_RATE
+        said_start, said_end = float(loud[0]), float(loud[-1])
+        (gap_start, gap_end), *_ = [p for p in pauses(audio) if p[0] > said_start]
+        self.digits_at.append((gap_end, said_end))
+        third = (gap_start - said_start) / 3
+        words = [Word("My", said_start, said_start + third),
+                 Word("number", said_start + third, gap_start),
+                 Word("is", gap_end, gap_end + 0.2),
+                 Word("4242", gap_end + 0.2, said_end)]  # fmt: skip
+        return Transcript("My number is 4242", words)
+
+
+def test_a_number_timed_late_is_silenced_from_the_pause_before_it(say) -> None:  # noqa: ANN001
+    def trimmed(text: str) -> np.ndarray:
+        x = say(text)
+        loud = np.flatnonzero(np.abs(x) > 0.01)
+        return x[loud[0] : loud[-1] + 1]
+
+    audio = np.concatenate([_silence(0.5), trimmed("My number is"), _silence(0.25),
+                            trimmed("four two four two"), _silence(0.5)])  # fmt: skip
+    asr, voice = LateTimer(), NoisyAnonymiser()
+    pipe = DeidPipeline(transcriber=asr, anonymiser=voice)
+    (snip,) = pipe.process(audio, rng=np.random.default_rng(3))
+    assert snip.transcript == "My number is [NUMBER]"
+    ((digits_start, digits_end),) = asr.digits_at
+    a, b = int(digits_start * SAMPLE_RATE), int(digits_end * SAMPLE_RATE)
+    # every sample of the number, its first 0.2 s included, is silent before the voice change
+    # (the anonymiser never hears it) and after it
+    assert np.abs(voice.inputs[0][a:b]).max() == 0.0
+    assert np.abs(snip.audio[a:b]).max() == 0.0
+    # with the fixed margin alone, 50 ms of the first digit would have been heard
+    ((lo, _),) = redaction_intervals([PiiSpan("NUMBER", digits_start + 0.2, digits_end)], len(snip.audio))
+    assert lo > a + int(0.04 * SAMPLE_RATE)
+    # "My number is" is heard
+    carrier_end = int((digits_start - 0.25) * SAMPLE_RATE)
+    assert np.abs(snip.audio[: carrier_end - int(0.05 * SAMPLE_RATE)]).max() > 0.0

@@ -6,7 +6,7 @@ decoded recording into `DeidSnippet`s exactly as a reviewer will hear and read t
 1. `segment`: speech cut at pauses into snippets of at most `max_snippet_s`;
 2. ASR on each *original* snippet (better accuracy; one batched call per recording);
 3. `detect_pii` on the transcript, `mask_transcript` for the text the reviewer reads;
-4. `redact_audio`: PII spans (plus a margin) silenced in the snippet audio;
+4. `redact_audio`: PII spans silenced in the snippet audio, each edge at a nearby pause or a margin out;
 5. `VoiceAnonymiser.anonymise` with fresh random parameters per snippet, drawn from OS entropy
    and never stored; the redaction is applied once more afterwards so nothing the anonymiser
    does can bring sound back into a bleeped stretch. A recording's snippets are anonymised on

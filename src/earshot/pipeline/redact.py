@@ -29,8 +29,9 @@ DEFAULT_LEVEL = 0.1  # -20 dBFS: clearly a bleep, never louder than speech
 # A pause: at least 50 ms of frames under speech level (`speech_frames`). An edge stops 50 ms
 # inside it, so a weak onset or ending that the energy threshold missed is still covered. The
 # edge before a span looks for one up to three margins back, the edge after up to two on: on
-# real digits after a carrier, the first digit's timing starts a median 0.19-0.21 s late (90th
-# percentile 0.35-0.42 s), and a word's end 0.06-0.13 s late (`scripts/word_timing.py`).
+# real digits after a carrier (`scripts/word_timing.py`) a number's first digit is timed a median
+# 0.19-0.21 s late (90th percentile 0.35-0.42 s), a word's end 0.06-0.13 s late. When the word
+# before took the pause into its own timing, no gap is left for `pii._span_times` to widen over.
 _PAUSE_S = 0.05
 _CUSHION_S = 0.05
 _REACH_BEFORE = 3.0  # margins
@@ -88,9 +89,9 @@ def redaction_intervals(
     """Sample intervals [a, b) to replace: spans widened by the margin, clamped, merged.
 
     With `guide` (the snippet's audio, sample-aligned), each edge is placed at a nearby pause
-    instead (`edge_before`, `edge_after`). Word timings on real speech run late (measured on
-    FSDD digit strings: starts a median 0.11 s, ends 0.07 s), and a fixed margin either cuts
-    into the next word or stops inside the span's own; a pause is where a word really ends.
+    instead (`edge_before`, `edge_after`). Word timings on real speech run late (FSDD digit
+    strings: starts a median 0.11 s, ends 0.06-0.13 s), so a fixed margin cuts into the word
+    before a span and can stop inside the span's own first word; a pause is where a word ends.
     """
     quiet = pauses(guide, sr=sr) if guide is not None else None
     raw: list[tuple[int, int]] = []
