@@ -220,3 +220,15 @@ def test_without_pauses_a_guide_changes_nothing() -> None:
     x = noise(3.0)
     spans = [PiiSpan("NAME", 1.0, 1.4), PiiSpan("PHONE", 2.0, 2.5)]
     assert redaction_intervals(spans, len(x), guide=x) == redaction_intervals(spans, len(x))
+
+
+def test_edges_never_cut_into_the_span_itself() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        cuts = np.sort(rng.uniform(0, 5, 8))
+        quiet = [(float(a), float(b)) for a, b in cuts.reshape(-1, 2)]
+        start = float(rng.uniform(0, 4))
+        end = start + float(rng.uniform(0, 1))
+        assert edge_before(start, quiet, 0.15) <= start
+        assert edge_before(start, quiet, 0.15) >= start - 0.5  # three margins and the cushion
+        assert end <= edge_after(end, quiet, 0.15) <= end + 0.35
