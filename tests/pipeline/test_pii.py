@@ -732,3 +732,33 @@ def test_spoken_email_clause_ends_at_a_confident_full_stop() -> None:
     t = _with_probs([("Write", 0.9), ("to", 0.9), ("me", 0.98), ("at", 0.96), ("home.", 0.95),
                      ("Send", 0.9), ("the", 0.9), ("letter", 0.9), ("at", 0.9), ("noon.", 0.9)])  # fmt: skip
     assert mask_transcript(t, detect_pii(t)) == "Write to me at home. Send the letter at noon."
+
+
+def test_two_digit_spans_with_a_misheard_word_between_are_one_number() -> None:
+    # "my phone number is oh seven five eight, three six three double one seven oh" by telephone:
+    # "My phone number is [PHONE] I made [NUMBER]", "I made" said "... double one ..."
+    t = _with_probs([("My", 0.9), ("phone", 0.9), ("number", 0.9), ("is", 0.9), ("4am", 0.3),
+                     ("I", 0.4), ("made", 0.6), ("363", 0.5), ("100", 0.4)])  # fmt: skip
+    spans = [PiiSpan("PHONE", 1.2, 1.4, 4, 4), PiiSpan("NUMBER", 2.1, 2.6, 7, 8)]
+    out = continue_numbers(t, spans)
+    assert mask_transcript(t, out) == "My phone number is [PHONE] [NUMBER]"
+    assert out[0].last_word == 6 and out[0].end_s >= t.words[6].end_s
+    assert out[1] == spans[1]
+
+
+def test_digit_spans_stay_apart_over_sure_words_cues_sentence_ends_or_three_words() -> None:
+    spans = [PiiSpan("PHONE", 0.0, 0.2, 0, 0), PiiSpan("NUMBER", 1.0, 1.2, 3, 3)]
+    for between in (
+        [("or", 0.95), ("else", 0.4)],  # a sure word: ordinary speech
+        [("pin", 0.4), ("is", 0.4)],  # a cue: a second value
+        [("then.", 0.4), ("OK", 0.4)],  # a sentence end
+    ):
+        t = _with_probs([("07700900123", 0.5), *between, ("4455", 0.5)])
+        assert continue_numbers(t, spans) == spans, between
+    t = _with_probs([("07700900123", 0.5), ("a", 0.4), ("b", 0.4), ("c", 0.4), ("4455", 0.5)])
+    far = [PiiSpan("PHONE", 0.0, 0.2, 0, 0), PiiSpan("NUMBER", 1.2, 1.4, 4, 4)]
+    assert continue_numbers(t, far) == far
+    # a name beside a number is not bridged to it
+    t = _with_probs([("Anna", 0.5), ("um", 0.4), ("4455", 0.5)])
+    pair = [PiiSpan("NAME", 0.0, 0.2, 0, 0), PiiSpan("NUMBER", 0.6, 0.8, 2, 2)]
+    assert continue_numbers(t, pair)[0] == pair[0]

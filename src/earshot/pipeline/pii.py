@@ -20,6 +20,7 @@ it most likely is. Nothing here logs or raises with transcript content.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import re
@@ -480,7 +481,7 @@ def continue_numbers(transcript: Transcript, spans: list[PiiSpan]) -> list[PiiSp
     cores = [clean(w.text) for w in words]
     lows = [c.lower() for c in cores]
     out = []
-    for s, c in zip(spans, _continue_numbers(cands, words, cores, lows), strict=True):
+    for s, c in zip(spans, _bridge_numbers(_continue_numbers(cands, words, cores, lows), words), strict=True):
         if (c.first, c.last) == (s.first_word, s.last_word):
             out.append(s)
             continue
@@ -532,6 +533,30 @@ def _continue_numbers(cands: list[_Cand], words: list, cores: list[str], lows: l
                     a, grown = j, True
                     break
         out.append(_Cand(a, b, c.type))
+    return out
+
+
+_BRIDGE_GAP = 2  # words between two digit spans that one number may have been misheard as
+
+
+def _bridge_numbers(cands: list[_Cand], words: list) -> list[_Cand]:
+    """Each digit span carried on to the next digit span when at most two words lie between,
+    every one unsure, no cue and no sentence end: one number with a misheard word in the middle
+    ("[PHONE] I made [NUMBER]" for "... three six three double one seven oh")."""
+    out = list(cands)
+    order = sorted(range(len(out)), key=lambda i: out[i].first)
+    for x, y in itertools.pairwise(order):
+        a, b = out[x], out[y]
+        between = range(a.last + 1, b.first)
+        if (
+            a.type in DIGIT_SPAN_TYPES
+            and b.type in DIGIT_SPAN_TYPES
+            and 1 <= len(between) <= _BRIDGE_GAP
+            and all(float(words[i].probability) < _CARRY_PROB for i in between)
+            and not any(_is_cue_word(words[i].text) for i in between)
+            and not any(ends_sentence(words[i]) for i in range(a.last, b.first))
+        ):
+            out[x] = _Cand(a.first, b.first - 1, a.type)
     return out
 
 
