@@ -13,7 +13,7 @@ at pauses (`redaction_intervals(..., guide=audio)`). Printed: the timing errors,
 each number's first and last digit left audible (samples above 0.01), and the share of the
 carrier silenced.
 
-    .venv/bin/python scripts/word_timing.py --strings 120 [--telephone] [--gaps]
+    .venv/bin/python scripts/word_timing.py --strings 150 [--telephone] [--gaps]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _audible(audio: Audio, extent: tuple[float, float], intervals: list[tuple[in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--strings", type=int, default=120)
+    ap.add_argument("--strings", type=int, default=150)
     ap.add_argument("--telephone", action="store_true", help="through the 8 kHz channel")
     ap.add_argument("--gaps", action="store_true", help="40-120 ms between digits")
     ap.add_argument("--manifest", type=Path, default=FSDD)
