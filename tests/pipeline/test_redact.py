@@ -12,6 +12,7 @@ from earshot.pipeline.redact import (
     pauses,
     redact_audio,
     redaction_intervals,
+    replace_intervals,
     spoken_chars,
     to_snippet_edges,
     untranscribed_spans,
@@ -232,3 +233,12 @@ def test_edges_never_cut_into_the_span_itself() -> None:
         assert edge_before(start, quiet, 0.15) <= start
         assert edge_before(start, quiet, 0.15) >= start - 0.5  # three margins and the cushion
         assert end <= edge_after(end, quiet, 0.15) <= end + 0.35
+
+
+def test_replace_intervals_is_redact_audio_on_given_cuts() -> None:
+    x = noise(2.0)
+    spans = [PiiSpan("NAME", 0.5, 0.8), PiiSpan("PHONE", 1.2, 1.6)]
+    cuts = redaction_intervals(spans, len(x), guide=x)
+    assert np.array_equal(replace_intervals(x, cuts), redact_audio(x, spans, guide=x))
+    with pytest.raises(ValueError):
+        replace_intervals(np.zeros((2, 10), np.float32), cuts)

@@ -6,7 +6,8 @@ decoded recording into `DeidSnippet`s exactly as a reviewer will hear and read t
 1. `segment`: speech cut at pauses into snippets of at most `max_snippet_s`;
 2. ASR on each *original* snippet (better accuracy; one batched call per recording);
 3. `detect_pii` on the transcript, `mask_transcript` for the text the reviewer reads;
-4. `redact_audio`: PII spans silenced in the snippet audio, each edge at a nearby pause or a margin out;
+4. `redaction_intervals` + `replace_intervals`: PII spans silenced in the snippet audio, each
+   edge at a nearby pause or a margin out;
 5. `VoiceAnonymiser.anonymise` with fresh random parameters per snippet, drawn from OS entropy
    and never stored; the redaction is applied once more afterwards so nothing the anonymiser
    does can bring sound back into a bleeped stretch. A recording's snippets are anonymised on
@@ -170,13 +171,18 @@ class DeidPipeline:
         OS entropy and are never kept.
         """
         from earshot.pipeline.pii import continue_numbers, cut_off_value, detect_pii, mask_transcript
-        from earshot.pipeline.redact import redact_audio, to_snippet_edges, untranscribed_spans
+        from earshot.pipeline.redact import (
+            redaction_intervals,
+            replace_intervals,
+            to_snippet_edges,
+            untranscribed_spans,
+        )
 
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         spans = self.segment(audio)
         transcripts = self.transcribe_spans(audio, spans)
         pieces = [_cut(audio, span) for span in spans]
-        found: list[tuple[list[PiiSpan], str, list[PiiSpan], Audio]] = []
+        found: list[tuple[list[PiiSpan], str, list[tuple[int, int]], Audio]] = []
         durations = [len(piece) / SAMPLE_RATE for piece in pieces]
         with self.timings.measure("pii"):
             pii_of = [_clamp_spans(detect_pii(t), d) for t, d in zip(transcripts, durations, strict=True)]
@@ -202,17 +208,17 @@ class DeidPipeline:
                     *cut_off_value(transcript, duration),
                     *extra,
                 ]
-                redacted = redact_audio(piece, silenced, margin_s=self.redact_margin_s, guide=piece)
-            found.append((pii, masked, silenced, redacted))
+                # Edges at the original snippet's pauses, once: the same cuts after the voice change.
+                cuts = redaction_intervals(silenced, len(piece), margin_s=self.redact_margin_s, guide=piece)
+                redacted = replace_intervals(piece, cuts)
+            found.append((pii, masked, cuts, redacted))
         voiced = self._anonymise_all([f[3] for f in found], rng)
         out: list[DeidSnippet] = []
-        for span, piece, (pii, masked, silenced, _), new_voice in zip(
+        for span, piece, (pii, masked, cuts, _), new_voice in zip(
             spans, pieces, found, voiced, strict=True
         ):
             with self.timings.measure("redact"):
-                final = redact_audio(
-                    _fit(new_voice, len(piece)), silenced, margin_s=self.redact_margin_s, guide=piece
-                )
+                final = replace_intervals(_fit(new_voice, len(piece)), cuts)
             out.append(
                 DeidSnippet(
                     audio=np.asarray(final, dtype=np.float32),
