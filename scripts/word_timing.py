@@ -10,7 +10,8 @@ timing is compared with the true extent of the digits it covers. The string is t
 the pipeline's redaction step does it on that transcript (`detect_pii` spans, reaching the
 snippet's edges, plus untranscribed stretches), with the fixed 0.15 s margin and with edges placed
 at pauses (`redaction_intervals(..., guide=audio)`). Printed: the timing errors, the share of
-each number's first and last digit left audible (samples above 0.01), and the share of the
+each number's first and last digit left audible (`pii_eval.silenced_share`, as the
+evaluation measures it), and the share of the
 carrier silenced.
 
     .venv/bin/python scripts/word_timing.py --strings 150 [--telephone] [--gaps]
@@ -29,8 +30,12 @@ from earshot.evaluation import pii_eval
 from earshot.evaluation.manifest import load_utterance, read_manifest, telephone_band
 from earshot.pipeline.asr import get_transcriber
 from earshot.pipeline.pii import detect_pii
-from earshot.pipeline.pii_spoken import DIGIT_WORDS
-from earshot.pipeline.redact import redaction_intervals, to_snippet_edges, untranscribed_spans
+from earshot.pipeline.redact import (
+    redaction_intervals,
+    replace_intervals,
+    to_snippet_edges,
+    untranscribed_spans,
+)
 from earshot.pipeline.types import SAMPLE_RATE, Audio
 
 FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "MANIFEST.tsv"
@@ -48,18 +53,6 @@ def _trim(x: Audio, keep_s: float = 0.02) -> tuple[Audio, float, float]:
     return x[lo : b + k], (a - lo) / SAMPLE_RATE, (b - a) / SAMPLE_RATE
 
 
-def _digits_in(text: str) -> int:
-    t = text.strip().lower().strip(".,!?").replace("-", " ")
-    return sum(c.isdigit() for c in t) + sum(w in DIGIT_WORDS or w == "oh" for w in t.split())
-
-
-def _audible(audio: Audio, extent: tuple[float, float], intervals: list[tuple[int, int]]) -> float:
-    a, b = (int(round(t * SAMPLE_RATE)) for t in extent)
-    loud = np.abs(audio[a:b]) > 0.01
-    silenced = np.zeros(b - a, bool)
-    for lo, hi in intervals:
-        silenced[max(lo, a) - a : max(min(hi, b) - a, 0)] = True
-    return float((loud & ~silenced).sum() / max(loud.sum(), 1))
 
 
 def main() -> None:
@@ -94,7 +87,7 @@ def main() -> None:
         if opts.telephone:
             audio = telephone_band(audio)
         transcript = asr.transcribe(audio)
-        words = [(w, n) for w in transcript.words if (n := _digits_in(w.text))]
+        words = [(w, n) for w in transcript.words if (n := len(pii_eval.text_digits(w.text)))]
         if sum(n for _, n in words) != 8:
             continue
         ok += 1
@@ -111,9 +104,11 @@ def main() -> None:
             *untranscribed_spans(transcript.words, duration, audio=audio),
         ]
         for name, guide in (("fixed", None), ("pauses", audio)):
-            iv = redaction_intervals(spans, len(audio), guide=guide)
-            left[name] += [_audible(audio, truth[0], iv), _audible(audio, truth[-1], iv),
-                           1 - _audible(audio, (0.0, len(carrier) / SAMPLE_RATE), iv)]  # fmt: skip
+            heard = [(0.0, replace_intervals(audio, redaction_intervals(spans, len(audio), guide=guide)))]
+            carrier_s = (0.0, len(carrier) / SAMPLE_RATE)
+            left[name] += [1 - pii_eval.silenced_share(audio, truth[0], heard),
+                           1 - pii_eval.silenced_share(audio, truth[-1], heard),
+                           pii_eval.silenced_share(audio, carrier_s, heard)]  # fmt: skip
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else ""
     print(f"{cpu}; strings with all 8 digits written: {ok}/{opts.strings}"
