@@ -495,6 +495,16 @@ def _digit_like(cores: list[str], lows: list[str], j: int) -> bool:
     return bool(_soup_digits(cores[j], lows[j])) or lows[j] in _SOUNDALIKES
 
 
+def _all_unsure(words: list, lo: int, hi: int, below: float) -> bool:
+    """The ASR was less sure than `below` of every one of words lo..hi-1."""
+    return all(float(words[i].probability) < below for i in range(lo, hi))
+
+
+def _walls(words: list, lo: int, hi: int) -> bool:
+    """A sentence ends after, or a cue is, one of words lo..hi-1: a value does not go on over it."""
+    return any(ends_sentence(words[i]) or _is_cue_word(words[i].text) for i in range(lo, hi))
+
+
 def _continue_numbers(cands: list[_Cand], words: list, cores: list[str], lows: list[str]) -> list[_Cand]:
     def fits(j: int, gap: int) -> bool:  # a spelled ordinal is a date's ("the fourth of")
         if lows[j] in _ORDINAL_WORDS:
@@ -502,14 +512,11 @@ def _continue_numbers(cands: list[_Cand], words: list, cores: list[str], lows: l
         return _digit_like(cores, lows, j) if gap == 0 else number_like(cores[j])
 
     def unsure(lo: int, hi: int) -> bool:  # words lo..hi-1
-        return all(float(words[i].probability) < _CARRY_PROB for i in range(lo, hi))
+        return _all_unsure(words, lo, hi, _CARRY_PROB)
 
     def stops(lo: int, hi: int) -> bool:  # a sentence ends for good after one of words lo..hi-1
         ends = (i for i in range(lo, hi) if ends_sentence(words[i]))
         return any(not _value_goes_on(words, cores, lows, i + 1) for i in ends)
-
-    def walls(lo: int, hi: int) -> bool:  # a sentence end or a cue among words lo..hi-1
-        return any(ends_sentence(words[i]) or _is_cue_word(words[i].text) for i in range(lo, hi))
 
     out: list[_Cand] = []
     for k, c in enumerate(cands):
@@ -527,7 +534,7 @@ def _continue_numbers(cands: list[_Cand], words: list, cores: list[str], lows: l
                     break
             for gap in range(_CARRY_GAP + 1):
                 j = a - gap - 1
-                if j < lo or walls(j, a):
+                if j < lo or _walls(words, j, a):
                     break
                 if fits(j, gap) and unsure(j, a):
                     a, grown = j, True
@@ -552,9 +559,9 @@ def _bridge_numbers(cands: list[_Cand], words: list) -> list[_Cand]:
             a.type in DIGIT_SPAN_TYPES
             and b.type in DIGIT_SPAN_TYPES
             and 1 <= len(between) <= _BRIDGE_GAP
-            and all(float(words[i].probability) < _CARRY_PROB for i in between)
-            and not any(_is_cue_word(words[i].text) for i in between)
-            and not any(ends_sentence(words[i]) for i in range(a.last, b.first))
+            and _all_unsure(words, a.last + 1, b.first, _CARRY_PROB)
+            and not ends_sentence(words[a.last])
+            and not _walls(words, a.last + 1, b.first)
         ):
             out[x] = _Cand(a.first, b.first - 1, a.type)
     return out
@@ -596,7 +603,7 @@ def _reach_stray_digits(cands: list[_Cand], words: list, cores: list[str], lows:
     nine six one six"); then over the unsure words beyond it."""
 
     def unsure(lo: int, hi: int) -> bool:  # words lo..hi-1: the stray digit and those between
-        return all(float(words[i].probability) < _STRAY_UNSURE for i in range(lo, hi))
+        return _all_unsure(words, lo, hi, _STRAY_UNSURE)
 
     def one_sentence(lo: int, hi: int) -> bool:  # no sentence ends after words lo..hi-1
         return not any(ends_sentence(words[i]) for i in range(lo, hi))
