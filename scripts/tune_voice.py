@@ -6,12 +6,13 @@ Not part of the product: a development harness that the figures in docs/deid-eva
 
     .venv/bin/python scripts/tune_voice.py --threads 1 default 'candidates=3' --seeds 0 1 2 3
 
-Each positional argument is a variant: `default`, or comma-separated `field=value` overrides
-of `AnonymiserConfig` (tuples as `a:b`). Per variant it prints, over the 12 tuning speakers:
-ignorant and lazy-informed EER (96 target / 1056 non-target trials per seed), the
-semi-informed EER as the mean of two folds (attacker 01-06 / test 07-12 and the reverse, two
-attacker copies), the ignorant EER with same-gender non-targets only, and the WER of
-faster-whisper tiny.en on all 144 utterances (and its rise over the original).
+Each positional argument is a variant: `default`, `none` (the input unchanged), `mcadams`,
+or comma-separated `field=value` overrides of `AnonymiserConfig` (tuples as `a:b`). Per
+variant it prints, over the 12 tuning speakers: ignorant and lazy-informed EER (96 target /
+1056 non-target trials per seed), the semi-informed EER as the mean of two folds (attacker
+01-06 / test 07-12 and the reverse, two attacker copies), the ignorant EER with same-gender
+non-targets only, and the WER of faster-whisper tiny.en on all 144 utterances (and its rise
+over the original).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def parse_variant(text: str) -> tuple[str, object]:
         return text, VoiceAnonymiser()
     if text == "mcadams":
         return text, McAdamsAnonymiser()
+    if text == "none":  # probe: the input unchanged (with --world: WORLD's resynthesis alone)
+        return text, _Unchanged()
     fields = {f.name: f for f in dataclasses.fields(AnonymiserConfig)}
     kwargs: dict[str, object] = {}
     for part in text.split(","):
@@ -69,6 +72,11 @@ def main() -> None:
     ap.add_argument(
         "--tempo", type=float, default=0.0,
         help="probe only: time-scale every anonymised utterance by a random rate within 1/(1+T)..1+T",
+    )  # fmt: skip
+    ap.add_argument(
+        "--world", choices=["resynth", "ap-flat"], default=None,
+        help="probe only: WORLD (pyworld) re-analysis and resynthesis of every anonymised utterance: "
+        "its own pulse-and-noise excitation instead of the speaker's (ap-flat: a generic aperiodicity)",
     )  # fmt: skip
     ap.add_argument(
         "--channel", action="store_true",
@@ -112,6 +120,9 @@ def main() -> None:
             if args.tempo > 0:
                 anon_a = [random_tempo(a, args.tempo, _rng(seed, "tempo", i)) for i, a in enumerate(anon_a)]
                 anon_b = [random_tempo(a, args.tempo, _rng(seed, "tempo/b", i)) for i, a in enumerate(anon_b)]
+            if args.world:
+                anon_a = [world_resynth(a, args.world) for a in anon_a]
+                anon_b = [world_resynth(a, args.world) for a in anon_b]
             ea = np.stack([enc.embed(a) for a in anon_a])
             eb = np.stack([enc.embed(a) for a in anon_b])
             ign = eer(emb_orig, ea, spk, enrol, trial)
@@ -146,6 +157,35 @@ def main() -> None:
             f"{100 * m[4]:5.1f} {100 * m[5]:+5.1f} {m[6]:.1f}",
             flush=True,
         )
+
+
+class _Unchanged:
+    def anonymise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(x, np.float32)
+
+
+def world_resynth(x: np.ndarray, mode: str) -> np.ndarray:
+    """`x` through WORLD (pyworld: DIO + StoneMask F0, CheapTrick envelope, D4C aperiodicity,
+    synthesis): the same F0 contour and envelope over a synthetic pulse-and-noise excitation. A
+    probe for `--world` (pyworld is not a dependency; about 25x real time here)."""
+    try:
+        import pyworld as pw
+    except ImportError:
+        sys.exit("--world needs pyworld, a probe's dependency only: .venv/bin/pip install pyworld")
+
+    xd = np.asarray(x, np.float64)
+    f0, t = pw.dio(xd, 16000, frame_period=5.0)
+    f0 = pw.stonemask(xd, f0, t, 16000)
+    sp = pw.cheaptrick(xd, f0, t, 16000)
+    ap = pw.d4c(xd, f0, t, 16000)
+    if mode == "ap-flat":  # voiced frames: one generic aperiodicity curve, rising with frequency
+        f = np.linspace(0, 8000, ap.shape[1])
+        generic = np.clip(10 ** ((-35 + 25 * f / 8000) / 20), 0.0, 1.0)
+        ap = np.where(f0[:, None] > 0, generic[None, :], ap)
+    y = pw.synthesize(f0, sp, ap, 16000, 5.0)[: len(xd)]
+    y = np.pad(y, (0, len(xd) - len(y)))
+    rms_in, rms_out = np.sqrt(np.mean(xd**2)), np.sqrt(np.mean(y**2))
+    return (y * (rms_in / rms_out if rms_out > 0 else 1.0)).astype(np.float32)
 
 
 def time_stretch(x: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
