@@ -17,6 +17,7 @@ from earshot.pipeline.second_opinion import (
     needs_second_opinion,
     only_new,
     trim_agreed,
+    without_doubted_names,
     without_long_names,
 )
 from earshot.pipeline.types import PiiSpan, Transcript, Word
@@ -246,3 +247,30 @@ def test_a_name_of_more_than_four_words_is_dropped_and_other_values_are_kept() -
     name5 = PiiSpan("NAME", 1.0, 2.0, 6, 10)
     phone = PiiSpan("PHONE", 2.0, 4.0, 11, 20)
     assert without_long_names([name4, name5, phone]) == [name4, phone]
+
+
+def test_a_name_the_second_model_doubts_over_sure_common_words_is_dropped() -> None:
+    """tiny.en heard "Call me back tomorrow" sure of every word, Whisper base "Call me Mac?
+    tomorrow": its unsure name is not taken over the fast model's confident "back"."""
+    first = _heard(("Call", 0.95), ("me", 0.95), ("back", 0.92), ("tomorrow", 0.9))
+    other = _heard(("Call", 0.9), ("me", 0.9), ("Mac", 0.3), ("tomorrow", 0.9))
+    mac = PiiSpan("NAME", 0.6, 0.9, 2, 2)
+    phone = PiiSpan("PHONE", 0.9, 1.2, 3, 3)
+    assert without_doubted_names([mac, phone], first, other) == [phone]
+
+
+def test_a_name_either_model_was_sure_of_or_over_unsure_or_name_words_stays() -> None:
+    other = _heard(("Call", 0.9), ("me", 0.9), ("Mac", 0.3), ("tomorrow", 0.9))
+    mac = PiiSpan("NAME", 0.6, 0.9, 2, 2)
+    # the first model was unsure there: the name may be what it misheard
+    unsure = _heard(("Call", 0.95), ("me", 0.95), ("back", 0.6), ("tomorrow", 0.9))
+    assert without_doubted_names([mac], unsure, other) == [mac]
+    # the first model heard a name there, sure of it
+    named = _heard(("Call", 0.95), ("me", 0.95), ("Mack", 0.95), ("tomorrow", 0.9))
+    assert without_doubted_names([mac], named, other) == [mac]
+    # the second model was sure of its name
+    sure = _heard(("Call", 0.9), ("me", 0.9), ("Mac", 0.8), ("tomorrow", 0.9))
+    first = _heard(("Call", 0.95), ("me", 0.95), ("back", 0.92), ("tomorrow", 0.9))
+    assert without_doubted_names([mac], first, sure) == [mac]
+    # no first word under it (audio only): kept
+    assert without_doubted_names([PiiSpan("NAME", 2.0, 2.3, 2, 2)], first, other) != []

@@ -254,6 +254,7 @@ class DeidPipeline:
             merge_spans,
             only_new,
             trim_agreed,
+            without_doubted_names,
             without_long_names,
         )
         from earshot.pipeline.voice import band_edge_hz
@@ -284,6 +285,7 @@ class DeidPipeline:
         with self.timings.measure("pii"):
             for i, other in zip(asked, again, strict=True):
                 found = without_long_names(_clamp_spans(detect_pii(other), durations[i]))
+                found = without_doubted_names(found, transcripts[i], other)
                 mapped, extra[i] = map_onto(transcripts[i], other, found)
                 if i not in cued:
                     mapped = only_new(mapped, pii_of[i])
