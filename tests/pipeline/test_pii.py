@@ -468,6 +468,10 @@ def test_number_broken_up_by_misheard_words_after_a_cue_is_masked() -> None:
                      ("too.", 0.4)])
     assert mask_transcript(t, detect_pii(t)) == "my pin in, [PIN]."  # "in": the line's "is"
     assert mask_transcript(t, continue_numbers(t, detect_pii(t))) == "my pin in, [PIN]."
+    # "my pin is six three double seven" as tiny.en heard it through the telephone channel
+    t = _with_probs([("My", 0.3), ("opinion,", 0.4), ("6", 0.45), ("free", 0.5), ("double-ten", 0.2),
+                     ("run.", 0.3)])  # fmt: skip
+    assert mask_transcript(t, detect_pii(t)) == "My opinion, [PIN]."
     # digits inside words the ASR glued with hyphens: "code is five double nine five, oh eight"
     t = _with_probs([("The", 0.16), ("mareification", 0.14), ("code", 0.8), ("in", 0.5),
                      ("5-level", 0.14), ("high-five,", 0.09), ("8.", 0.35)])  # fmt: skip
@@ -487,6 +491,10 @@ def test_numbers_said_with_confidence_after_a_cue_are_not_a_broken_number() -> N
     # unsure words but fewer than three digits: not a number either
     t = _with_probs([("The", 0.9), ("account", 0.9), ("took", 0.5), ("two", 0.4), ("or", 0.3),
                      ("three", 0.4), ("days.", 0.9)])
+    assert detect_pii(t) == []
+    # an opinion, with a number or two in it, is ordinary speech
+    t = _with_probs([("In", 0.9), ("my", 0.9), ("opinion,", 0.9), ("two", 0.5), ("weeks", 0.4),
+                     ("is", 0.5), ("too", 0.4), ("long.", 0.9)])  # fmt: skip
     assert detect_pii(t) == []
     # a cue that ends a sentence, followed by a sure new sentence: nothing
     t = _with_probs([("Check", 0.9), ("the", 0.9), ("code.", 0.9), ("We", 0.9), ("have", 0.5),

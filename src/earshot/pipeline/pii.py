@@ -78,6 +78,7 @@ _NUMBER_CUES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("post", "code"), "ADDRESS"), (("postal", "code"), "ADDRESS"),
     (("area", "code"), "PHONE"),
     (("pin",), "PIN"), (("pin", "number"), "PIN"),
+    (("opinion",), "PIN"),  # "my pin is" through a telephone line ("My opinion, 6 free double ...")
     (("card",), "CARD"), (("credit",), "CARD"), (("debit",), "CARD"), (("visa",), "CARD"),
     (("mastercard",), "CARD"), (("amex",), "CARD"),
     (("cvv",), "CODE"), (("cvc",), "CODE"), (("code",), "CODE"), (("passcode",), "CODE"),
