@@ -94,7 +94,8 @@ def without_doubted_names(
     """`spans` (found in `other`) less the names the second model was unsure of where the first
     heard, sure, only common words that are no name: "Call me [Mac?] tomorrow" from Whisper
     base where tiny.en heard "Call me back tomorrow". The fast model's confident ordinary word
-    outweighs the larger one's doubtful name; a name either model was unsure of stays."""
+    outweighs the larger one's doubtful name. The name stays where the first model was unsure,
+    heard a name or an uncommon word, or where the second was sure of any word of it."""
     gz = gazetteer()
 
     def sure_common(w: Word) -> bool:
