@@ -10,9 +10,8 @@ timing is compared with the true extent of the digits it covers. The string is t
 the pipeline's redaction step does it on that transcript (`detect_pii` spans, reaching the
 snippet's edges, plus untranscribed stretches), with the fixed 0.15 s margin and with edges placed
 at pauses (`redaction_intervals(..., guide=audio)`). Printed: the timing errors, the share of
-each number's first and last digit left audible (`pii_eval.silenced_share`, as the
-evaluation measures it), and the share of the
-carrier silenced.
+each number's first and last digit left audible (`pii_eval.silenced_share`, as the evaluation
+measures it), and the share of the carrier silenced.
 
     .venv/bin/python scripts/word_timing.py --strings 150 [--telephone] [--gaps]
 """
@@ -51,8 +50,6 @@ def _trim(x: Audio, keep_s: float = 0.02) -> tuple[Audio, float, float]:
     k = int(keep_s * SAMPLE_RATE)
     lo = max(0, a - k)
     return x[lo : b + k], (a - lo) / SAMPLE_RATE, (b - a) / SAMPLE_RATE
-
-
 
 
 def main() -> None:

@@ -88,6 +88,15 @@ _DOUBTED_NAME_PROB = 0.5  # the second model heard every word of the name less s
 _SURE_WORD_PROB = 0.7  # ... where the first heard common words only, at least this sure (GARBLE_MAX_PROB)
 
 
+def _overlapping(t: Transcript, s: PiiSpan, slack_s: float) -> list[int]:
+    """Indices of `t`'s words that overlap span `s` in time by more than `slack_s` at either
+    edge (Whisper's word boundaries are loose)."""
+    return [
+        i for i, w in enumerate(t.words)
+        if w.end_s > s.start_s + slack_s and w.start_s < s.end_s - slack_s
+    ]  # fmt: skip
+
+
 def without_doubted_names(
     spans: list[PiiSpan], primary: Transcript, other: Transcript, slack_s: float = 0.05
 ) -> list[PiiSpan]:
@@ -106,10 +115,7 @@ def without_doubted_names(
     for s in spans:
         if s.type == "NAME" and s.first_word >= 0:
             said = other.words[s.first_word : s.last_word + 1]
-            under = [
-                w for w in primary.words
-                if w.end_s > s.start_s + slack_s and w.start_s < s.end_s - slack_s
-            ]  # fmt: skip
+            under = [primary.words[i] for i in _overlapping(primary, s, slack_s)]
             if (
                 under
                 and all(w.probability < _DOUBTED_NAME_PROB for w in said)
@@ -142,10 +148,7 @@ def map_onto(
     mapped: list[PiiSpan] = []
     audio_only: list[PiiSpan] = []
     for s in spans:
-        hit = [
-            i for i, w in enumerate(words)
-            if w.end_s > s.start_s + slack_s and w.start_s < s.end_s - slack_s
-        ]  # fmt: skip
+        hit = _overlapping(primary, s, slack_s)
         while hit and agreed(hit[0]):
             hit.pop(0)
         while hit and agreed(hit[-1]):
