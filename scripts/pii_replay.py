@@ -15,6 +15,10 @@ the per-snippet cache, or runs the model where a snippet was never heard.
     PYTHONPATH=/tmp/old/src .venv/bin/python scripts/pii_replay.py replay --telephone 0 1 2 --tag old
     .venv/bin/python scripts/pii_replay.py diff --telephone old new 0 1 2
     .venv/bin/python scripts/pii_replay.py misses --telephone --tag new 0 1 2   # what is still heard
+    .venv/bin/python scripts/pii_replay.py record --telephone --compute-type float32 0 1 2   # probe
+
+`--compute-type` decodes with other CTranslate2 weights than the product's int8 (both models) and
+keeps its own cache beside the int8 one (`pii-replay/float32`); its rows are written there too.
 
 The cache lives in ~/.cache/earshot/pii-replay (owner-only): the synthetic espeak-ng sentences,
 their planted made-up values and transcripts, never real speech; it is read back only from there.
@@ -88,18 +92,30 @@ class SameVoice:
         return np.asarray(audio, np.float32).copy()
 
 
+COMPUTE_TYPE = "int8"  # the product's; `--compute-type` changes it for both models
+
+
+def _options() -> Any:
+    from earshot.pipeline.asr import AsrOptions
+
+    return AsrOptions(compute_type=COMPUTE_TYPE)
+
+
 def _tiny() -> Any:
     from earshot.pipeline.asr import get_transcriber
 
-    return get_transcriber()
+    return get_transcriber(options=_options())
 
 
 def _base() -> Any:
-    from earshot.pipeline.second_opinion import default_second_opinion
+    from earshot.config import Settings
+    from earshot.pipeline.asr import WhisperTranscriber
+    from earshot.pipeline.asr_base import BASE_MODEL_SHA256, whisper_base_model_dir
 
-    opinion = default_second_opinion()
-    assert opinion is not None
-    return opinion.transcriber
+    return WhisperTranscriber(
+        whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256,
+        cpu_threads=Settings().asr_threads, options=_options(),
+    )  # fmt: skip
 
 
 def _marked(t: Transcript) -> str:
@@ -158,7 +174,11 @@ def main() -> None:
     ap.add_argument("args", nargs="+", help="seeds; for diff: TAG_A TAG_B seeds...")
     ap.add_argument("--telephone", action="store_true", help="through the 8 kHz channel")
     ap.add_argument("--tag", default="latest", help="name for this replay's per-sentence rows")
+    ap.add_argument("--compute-type", default="int8", help="CTranslate2 weights of both models (probe)")
     opts = ap.parse_args()
+    global CACHE, COMPUTE_TYPE
+    if opts.compute_type != COMPUTE_TYPE:
+        CACHE, COMPUTE_TYPE = CACHE / opts.compute_type, opts.compute_type
     band = "tel" if opts.telephone else "full"
     if opts.mode == "diff":
         a_tag, b_tag, *seeds = opts.args
