@@ -63,13 +63,17 @@ def test_eval_end_to_end_writes_reports(tmp_path: Path) -> None:
     system = report["systems"]["earshot"]
     for attacker in ("ignorant", "lazy_informed", "semi_informed"):
         assert 0.0 <= system["eer"][attacker]["eer"] <= 1.0
+        lo, hi = system["eer"][attacker]["eer_ci95"]  # the two test speakers resampled
+        assert 0.0 <= lo <= hi <= 1.0
     assert 0.0 <= report["original"]["wer"] <= 1.0 and "wer_rise_points" in system
+    lo, hi = system["wer_rise_points_ci95"]
+    assert -100.0 <= lo <= hi <= 100.0
     assert system["anonymise_x_realtime"] > 1
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "DET" in html
     # figures only: no transcripts or file names in the report
     assert "door" not in html and ".wav" not in html and "door" not in json.dumps(report)
-    assert "EER ignorant" in result.output
+    assert "EER ignorant" in result.output and "95 % CI" in result.output
 
 
 def test_bad_manifest_is_a_clear_error(tmp_path: Path) -> None:

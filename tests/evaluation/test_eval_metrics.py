@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from earshot.evaluation.metrics import compute_eer, det_points, normalise_text, word_error_rate
+from earshot.evaluation.metrics import (
+    cluster_bootstrap,
+    compute_eer,
+    det_points,
+    errors_per_utterance,
+    normalise_text,
+    wilson_interval,
+    word_error_rate,
+)
 
 
 def test_perfect_separation_has_zero_eer() -> None:
@@ -63,3 +71,46 @@ def test_text_normalisation_and_wer() -> None:
     # one substitution + one deletion over 12 reference words
     wer = word_error_rate(refs, ["kids are walking by the door", "dogs sitting by the door"])
     assert wer == pytest.approx(2 / 12)
+
+
+def test_wilson_interval_known_values() -> None:
+    lo, hi = wilson_interval(0, 10)  # type: ignore[misc]
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_interval(10, 10)  # type: ignore[misc]
+    assert hi == 1.0 and lo == pytest.approx(0.7225, abs=1e-4)
+    lo, hi = wilson_interval(359, 378)  # type: ignore[misc]
+    assert lo < 359 / 378 < hi and lo == pytest.approx(0.9228, abs=1e-4)
+    assert wilson_interval(0, 0) is None
+
+
+def test_wilson_interval_narrows_with_more_values() -> None:
+    small = wilson_interval(19, 20)
+    large = wilson_interval(190, 200)
+    assert small is not None and large is not None
+    assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_cluster_bootstrap_resamples_whole_clusters_reproducibly() -> None:
+    values = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    drawn: list[list[str]] = []
+
+    def mean(sample: list[str]) -> float:
+        drawn.append(sample)
+        return float(np.mean([values[k] for k in sample]))
+
+    first = cluster_bootstrap(list(values), mean, n_boot=400, seed=7)
+    assert first == cluster_bootstrap(list(values), mean, n_boot=400, seed=7)
+    assert first is not None and 1.0 <= first[0] < 2.5 < first[1] <= 4.0
+    assert all(len(s) == 4 and set(s) <= set(values) for s in drawn)
+    assert any(len(set(s)) < 4 for s in drawn)  # with replacement
+    assert cluster_bootstrap(["a", "a"], mean) is None  # one cluster: no interval
+
+
+def test_errors_per_utterance_sum_to_the_corpus_wer() -> None:
+    refs = ["the cat sat", "call me at five", "", "one two"]
+    hyps = ["the cat sat down", "call at 5", "noise", "one to"]
+    pairs = errors_per_utterance(refs, hyps)
+    assert pairs == [(1, 3), (1, 4), (0, 0), (1, 2)]
+    assert sum(e for e, _ in pairs) / sum(n for _, n in pairs) == pytest.approx(word_error_rate(refs, hyps))
+    with pytest.raises(ValueError):
+        errors_per_utterance(["a"], [])

@@ -10,7 +10,13 @@ import pytest
 from earshot.evaluation.manifest import Utterance
 from earshot.evaluation.metrics import compute_eer
 from earshot.evaluation.runner import make_split
-from earshot.evaluation.speaker import LdaBackend, score_trials, split_enrol_trial
+from earshot.evaluation.speaker import (
+    LdaBackend,
+    Trials,
+    score_trials,
+    speaker_eer_interval,
+    split_enrol_trial,
+)
 
 
 def _clusters(n_spk: int, per: int, spread: float, seed: int = 0, dim: int = 32):
@@ -36,6 +42,29 @@ def test_score_trials_counts_and_separation() -> None:
     n_trials = trial.sum()
     assert tr.target.size == n_trials and tr.nontarget.size == n_trials * 4
     assert compute_eer(tr.target, tr.nontarget).eer == 0.0
+    # each score carries the speaker of its trial utterance
+    spk = np.asarray(labels)[trial]
+    assert tr.target_speakers is not None and tr.nontarget_speakers is not None
+    assert sorted(tr.target_speakers) == sorted(spk)
+    assert all((tr.nontarget_speakers == s).sum() == 4 * (spk == s).sum() for s in set(labels))
+
+
+def test_speaker_eer_interval_brackets_the_figure_and_shrinks_with_speakers() -> None:
+    rng = np.random.default_rng(0)
+
+    def trials(n_speakers: int) -> Trials:
+        spk = np.repeat([f"s{i}" for i in range(n_speakers)], 10)
+        shift = np.repeat(rng.normal(0.0, 0.7, n_speakers), 10)  # speakers differ: clustered
+        target = rng.normal(1.0, 1.0, spk.size) + shift
+        nontarget = rng.normal(0.0, 1.0, spk.size * 3)
+        return Trials(target, nontarget, spk, np.repeat(spk, 3))
+
+    few, many = trials(6), trials(60)
+    narrow, wide = speaker_eer_interval([many]), speaker_eer_interval([few])
+    assert narrow is not None and wide is not None
+    assert narrow[0] <= compute_eer(many.target, many.nontarget).eer <= narrow[1]
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert speaker_eer_interval([Trials(few.target, few.nontarget)]) is None  # no speaker labels
 
 
 def test_split_keeps_attacker_and_test_speakers_disjoint() -> None:

@@ -157,6 +157,8 @@ def test_summarise_recall_precision_and_pass() -> None:
     assert s["precision_words"] == round(1 - 1 / (2 * 23 + 1), 4)
     assert s["control_sentences_with_detection"] == 1
     assert digits["listener_recall"] == round(20 / 21, 4)
+    lo, hi = digits["listener_recall_ci95"]
+    assert lo < 20 / 21 < hi and lo == pytest.approx(0.7733, abs=1e-3)  # Wilson, 21 values
     assert s["non_pii_speech_audible"] == 1.0
     assert s["pass"] is True
     rows.append(_row("NAME", True, True, True))

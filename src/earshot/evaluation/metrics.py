@@ -5,7 +5,9 @@ Kept free of heavy imports so it is cheap to test and reuse.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +55,61 @@ def compute_eer(target: np.ndarray, nontarget: np.ndarray) -> EerResult:
     eer = (1 - w) * ((miss[i - 1] + fa[i - 1]) / 2) + w * ((miss[i] + fa[i]) / 2)
     thr_eer = (1 - w) * thr[i - 1] + w * thr[i]
     return EerResult(float(eer), float(thr_eer), len(np.ravel(target)), len(np.ravel(nontarget)))
+
+
+def wilson_interval(hits: int, n: int, *, z: float = 1.96) -> tuple[float, float] | None:
+    """95 % (by default) Wilson score interval of a proportion `hits / n`; None when n is 0.
+
+    The small-sample interval for recall counts such as 359/378: unlike the normal
+    approximation it stays inside [0, 1] and is not empty at 0/n or n/n.
+    """
+    if n <= 0:
+        return None
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cluster_bootstrap(
+    clusters: Sequence[str],
+    statistic: Callable[[list[str]], float],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile interval of `statistic` over resamples of `clusters` drawn with replacement.
+
+    The clusters are speakers: trials and utterances of one speaker are not independent, so
+    they are resampled together (a speaker drawn twice counts twice). None with under two
+    clusters. Seeded, so a report is reproducible.
+    """
+    names = sorted(set(clusters))
+    if len(names) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [statistic([names[i] for i in rng.integers(0, len(names), len(names))]) for _ in range(n_boot)]
+    lo, hi = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def errors_per_utterance(references: list[str], hypotheses: list[str]) -> list[tuple[int, int]]:
+    """(word errors, reference words) of each pair, after `normalise_text`: the terms whose
+    sums make `word_error_rate`, for resampling it by speaker."""
+    import jiwer
+
+    if len(references) != len(hypotheses):
+        raise ValueError("references and hypotheses differ in length")
+    out = []
+    for ref, hyp in zip(references, hypotheses, strict=True):
+        r, h = normalise_text(ref), normalise_text(hyp)
+        if not r:
+            out.append((0, 0))
+            continue
+        w = jiwer.process_words(r, h)
+        out.append((w.substitutions + w.deletions + w.insertions, len(r.split())))
+    return out
 
 
 _NUMBERS = {

@@ -852,6 +852,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, object]:
                 sum((r.get("coverage_with_untranscribed") or 0) >= 0.9 for r in rs), len(rs)
             ),
             "listener_recall": _listener_recall(rs),
+            "listener_recall_ci95": _listener_interval(rs),
             "audio_recall": _ratio(sum(not r["audio_full"] for r in ok), len(ok)),
             "text_recall": _ratio(sum(not r["text_full"] for r in ok), len(ok)),
             "text_recall_all": _ratio(sum(not r["text_full"] for r in rs), len(rs)),
@@ -957,6 +958,15 @@ def _listener_recall(rows: Sequence[dict[str, Any]]) -> float | None:
     """Share of planted values whose speech is >= 90 % silenced or outside every snippet."""
     vals = [r["value_silenced"] for r in rows if r.get("value_silenced") is not None]
     return _ratio(sum(v >= 0.9 for v in vals), len(vals))
+
+
+def _listener_interval(rows: Sequence[dict[str, Any]]) -> list[float] | None:
+    """95 % Wilson interval of `_listener_recall`: how far it could move on as many other values."""
+    from earshot.evaluation.metrics import wilson_interval
+
+    vals = [r["value_silenced"] for r in rows if r.get("value_silenced") is not None]
+    interval = wilson_interval(sum(v >= 0.9 for v in vals), len(vals))
+    return None if interval is None else [round(v, 4) for v in interval]
 
 
 def planted_as_dict(item: Planted) -> dict[str, Any]:

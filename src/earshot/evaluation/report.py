@@ -83,13 +83,24 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+def _ci(interval: list[float] | None, scale: float = 100.0, unit: str = " %", sign: str = "") -> str:
+    """The 95 % interval to print after a figure (from resampled speakers), or nothing."""
+    if not interval:
+        return ""
+    lo, hi = (scale * v for v in interval)
+    return f" [95 % CI {lo:{sign}.1f} to {hi:{sign}.1f}{unit}]"
+
+
 def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(system, measure, value, target, verdict) rows shared by the HTML and the CLI table."""
     t = report["targets"]
     rows: list[tuple[str, str, str, str, str]] = []
     orig = report.get("original", {})
     if "eer" in orig:
-        rows.append(("original", "EER (no anonymisation)", _pct(orig["eer"]["eer"]), "", ""))
+        rows.append((
+            "original", "EER (no anonymisation)",
+            _pct(orig["eer"]["eer"]) + _ci(orig["eer"].get("eer_ci95")), "", "",
+        ))
     if "wer" in orig:
         rows.append(("original", "WER", _pct(orig["wer"]), "", ""))
     if "asr_judge" in report:  # which ASR the WER rows are measured with
@@ -102,14 +113,16 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]
             if att in s.get("eer", {}):
                 ok = verdict.get(f"eer_{att}")
                 rows.append((
-                    name, f"EER {att.replace('_', '-')}", _pct(s["eer"][att]["eer"]),
+                    name, f"EER {att.replace('_', '-')}",
+                    _pct(s["eer"][att]["eer"]) + _ci(s["eer"][att].get("eer_ci95")),
                     f">= {100 * t[f'eer_{att}_min']:.0f} %", "pass" if ok else "FAIL",
                 ))
         if "wer" in s:
             ok = verdict.get("wer_rise")
             rows.append((name, "WER", _pct(s["wer"]), "", ""))
             rows.append((
-                name, "WER rise", f"{s['wer_rise_points']:+.1f} pts",
+                name, "WER rise",
+                f"{s['wer_rise_points']:+.1f} pts" + _ci(s.get("wer_rise_points_ci95"), 1.0, " pts", "+"),
                 f"<= {t['wer_rise_points_max']:.0f} pts", "pass" if ok else "FAIL",
             ))
         rows.append((name, "anonymisation speed", f"{s['anonymise_x_realtime']:.0f}x real time",
@@ -124,7 +137,9 @@ def _fmt(v: object) -> str:
 
 def recall_cell(g: dict[str, Any]) -> str:
     """A PII group's recall by listener, attacker ASR and masked text, with its counts."""
-    return (f"listener {_fmt(g.get('listener_recall'))} ({g['planted']}), "
+    ci = g.get("listener_recall_ci95")
+    band = f" [95 % CI {ci[0]:.2f} to {ci[1]:.2f}]" if ci else ""
+    return (f"listener {_fmt(g.get('listener_recall'))} ({g['planted']}){band}, "
             f"ASR {_fmt(g.get('audio_recall'))} ({g['recoverable']}), "
             f"text {_fmt(g.get('text_recall_all'))}")  # fmt: skip
 

@@ -32,7 +32,13 @@ from earshot.evaluation.manifest import (
     read_manifest,
     telephone_band,
 )
-from earshot.evaluation.metrics import compute_eer, det_points, word_error_rate
+from earshot.evaluation.metrics import (
+    cluster_bootstrap,
+    compute_eer,
+    det_points,
+    errors_per_utterance,
+    word_error_rate,
+)
 from earshot.pipeline.types import SAMPLE_RATE, Audio
 
 Progress = Callable[[str, int, int], None]
@@ -139,7 +145,7 @@ def run_eval(
     `attacker_manifest`: the semi-informed attacker trains on this manifest's speakers (all of
     them), and every speaker of `manifest` is a test speaker.
     """
-    from earshot.evaluation.speaker import SpeakerEncoder, score_trials
+    from earshot.evaluation.speaker import SpeakerEncoder, score_trials, speaker_eer_interval
 
     progress = progress or _silent
     if anonymisers is None:
@@ -204,10 +210,14 @@ def run_eval(
     if can_verify:
         tr = score_trials(emb_orig, emb_orig, spk, split.enrol, split.trial)
         report["original"]["eer"] = _eer_block(tr.target, tr.nontarget)
+        interval = speaker_eer_interval([tr], seed=seed)
+        if interval is not None:
+            report["original"]["eer"]["eer_ci95"] = [round(v, 4) for v in interval]
         plots["original"] = {"original": (tr.target, tr.nontarget)}
 
     judge = None
     refs = [rows[i].transcript for i in test_idx]
+    orig_errors: list[tuple[int, int]] | None = None
     if with_asr:
         from earshot.evaluation.asr import make_judge
 
@@ -219,12 +229,13 @@ def run_eval(
             hyps_orig.append(judge.transcribe(audio[i]))
         progress("ASR original", len(test_idx), len(test_idx))
         report["original"]["wer"] = round(word_error_rate(refs, hyps_orig), 4)
+        orig_errors = errors_per_utterance(refs, hyps_orig)
 
     for anon in anonymisers:
         report["systems"][anon.name] = _eval_system(
             anon, audio, spk, split, durations, encoder, emb_orig, judge, refs, report,
             plots, seed=seed, draws=draws, attacker_copies=attacker_copies,
-            can_verify=can_verify, progress=progress,
+            can_verify=can_verify, progress=progress, orig_errors=orig_errors,
         )
 
     if pii:
@@ -259,9 +270,11 @@ def _eval_system(
     attacker_copies: int,
     can_verify: bool,
     progress: Progress,
+    orig_errors: list[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
-    """Figures of one anonymiser: speed, EER per attacker and WER, each the mean over `draws`."""
-    from earshot.evaluation.speaker import LdaBackend, score_trials
+    """Figures of one anonymiser: speed, EER per attacker and WER, each the mean over `draws`,
+    with 95 % intervals from resampling the test speakers (`*_ci95`)."""
+    from earshot.evaluation.speaker import LdaBackend, Trials, score_trials, speaker_eer_interval
 
     name = anon.name
     test_idx = np.flatnonzero(split.test)
@@ -281,8 +294,9 @@ def _eval_system(
 
     spent = 0.0
     per_draw: dict[str, list[dict[str, Any]]] = {}
-    scores: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    scores: dict[str, list[Trials]] = {}
     wers: list[float] = []
+    draw_errors: list[list[tuple[int, int]]] = []
     n = len(test_idx)
     for d in range(draws):
         tag = f" ({name}, draw {d + 1}/{draws})" if draws > 1 else f" ({name})"
@@ -309,9 +323,7 @@ def _eval_system(
                 trials["semi_informed"] = score_trials(proj, proj, spk, split.enrol, split.trial)
             for att, tr in trials.items():
                 per_draw.setdefault(att, []).append(_eer_block(tr.target, tr.nontarget))
-                tgt, non = scores.setdefault(att, ([], []))
-                tgt.append(tr.target)
-                non.append(tr.nontarget)
+                scores.setdefault(att, []).append(tr)
         if judge is not None:
             hyps = []
             for k, i in enumerate(test_idx):
@@ -319,6 +331,7 @@ def _eval_system(
                 hyps.append(judge.transcribe(anon_test[i]))
             progress("ASR anonymised" + tag, n, n)
             wers.append(word_error_rate(refs, hyps))
+            draw_errors.append(errors_per_utterance(refs, hyps))
         del anon_test
 
     total_s = float(durations[test_idx].sum()) * draws
@@ -335,17 +348,51 @@ def _eval_system(
             if draws > 1:
                 block["eer_draws"] = [b["eer"] for b in blocks]
                 block["threshold"] = round(float(np.mean([b["threshold"] for b in blocks])), 4)
+            interval = speaker_eer_interval(scores[att], seed=seed)
+            if interval is not None:
+                block["eer_ci95"] = [round(v, 4) for v in interval]
             sysrep["eer"][att] = block
-            tgt, non = scores[att]
-            plots[name][att] = (np.concatenate(tgt), np.concatenate(non))
+            plots[name][att] = (
+                np.concatenate([t.target for t in scores[att]]),
+                np.concatenate([t.nontarget for t in scores[att]]),
+            )
     if wers:
         wer = float(np.mean(wers))
         sysrep["wer"] = round(wer, 4)
         if draws > 1:
             sysrep["wer_draws"] = [round(w, 4) for w in wers]
         sysrep["wer_rise_points"] = round(100 * (wer - report["original"]["wer"]), 2)
+        test_spk = [spk[i] for i in test_idx]
+        rise = _wer_rise_interval(test_spk, orig_errors, draw_errors, seed=seed) if orig_errors else None
+        if rise is not None:
+            sysrep["wer_rise_points_ci95"] = [round(v, 2) for v in rise]
     sysrep["pass"] = _passes(sysrep)
     return sysrep
+
+
+def _wer_rise_interval(
+    speakers: list[str],
+    orig: list[tuple[int, int]],
+    draws: list[list[tuple[int, int]]],
+    *,
+    seed: int,
+) -> tuple[float, float] | None:
+    """95 % interval of the WER rise (points, mean over draws), the test speakers resampled:
+    original and anonymised errors of the same utterances move together (a paired interval)."""
+    rows: dict[str, list[int]] = {}
+    for i, s in enumerate(speakers):
+        rows.setdefault(s, []).append(i)
+
+    def rise(sample: list[str]) -> float:
+        idx = [i for s in sample for i in rows[s]]
+        words = sum(orig[i][1] for i in idx)
+        if not words:
+            return 0.0
+        before = sum(orig[i][0] for i in idx) / words
+        after = float(np.mean([sum(d[i][0] for i in idx) / words for d in draws]))
+        return 100 * (after - before)
+
+    return cluster_bootstrap(speakers, rise, seed=seed)
 
 
 def _json_default(o: object) -> object:

@@ -49,10 +49,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Trials:
-    """Scores split into same-speaker (target) and different-speaker (non-target) trials."""
+    """Scores split into same-speaker (target) and different-speaker (non-target) trials, with
+    the speaker of each trial utterance (for resampling by speaker, `speaker_eer_interval`)."""
 
     target: np.ndarray
     nontarget: np.ndarray
+    target_speakers: np.ndarray | None = None
+    nontarget_speakers: np.ndarray | None = None
 
 
 def split_enrol_trial(speakers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +90,43 @@ def score_trials(
     t_emb = _unit(trial_emb[trial])
     scores = t_emb @ model_mat.T  # (n_trials, n_models)
     same = spk[trial][:, None] == np.asarray(models)[None, :]
-    return Trials(target=scores[same], nontarget=scores[~same])
+    who = np.broadcast_to(spk[trial][:, None], same.shape)
+    return Trials(
+        target=scores[same], nontarget=scores[~same],
+        target_speakers=who[same], nontarget_speakers=who[~same],
+    )  # fmt: skip
 
+
+
+def speaker_eer_interval(
+    draws: Sequence[Trials], *, seed: int = 0, n_boot: int = 1000
+) -> tuple[float, float] | None:
+    """95 % interval of the EER averaged over `draws` (the same trials, anonymised again), with
+    the trial speakers resampled together (`metrics.cluster_bootstrap`): how far the figure
+    could move on other speakers like these. None without speaker labels or with one speaker."""
+    from earshot.evaluation.metrics import cluster_bootstrap, compute_eer
+
+    if not draws or any(d.target_speakers is None or d.nontarget_speakers is None for d in draws):
+        return None
+    by_speaker = [
+        (
+            {str(k): d.target[d.target_speakers == k] for k in np.unique(d.target_speakers)},
+            {str(k): d.nontarget[d.nontarget_speakers == k] for k in np.unique(d.nontarget_speakers)},
+        )
+        for d in draws
+    ]
+    empty = np.zeros(0)
+
+    def mean_eer(sample: list[str]) -> float:
+        eers = []
+        for tgt, non in by_speaker:
+            t = np.concatenate([tgt.get(k, empty) for k in sample])
+            n = np.concatenate([non.get(k, empty) for k in sample])
+            eers.append(compute_eer(t, n).eer if t.size and n.size else 0.5)
+        return float(np.mean(eers))
+
+    speakers = sorted(set(by_speaker[0][0]) | set(by_speaker[0][1]))
+    return cluster_bootstrap(speakers, mean_eer, seed=seed, n_boot=n_boot)
 
 class LdaBackend:
     """Semi-informed attacker's back-end: centre, LDA (shrinkage), length-normalise, cosine."""
