@@ -97,7 +97,6 @@ def score_trials(
     )  # fmt: skip
 
 
-
 def speaker_eer_interval(
     draws: Sequence[Trials], *, seed: int = 0, n_boot: int = 1000
 ) -> tuple[float, float] | None:
@@ -127,6 +126,7 @@ def speaker_eer_interval(
 
     speakers = sorted(set(by_speaker[0][0]) | set(by_speaker[0][1]))
     return cluster_bootstrap(speakers, mean_eer, seed=seed, n_boot=n_boot)
+
 
 class LdaBackend:
     """Semi-informed attacker's back-end: centre, LDA (shrinkage), length-normalise, cosine."""
