@@ -108,14 +108,11 @@ def _tiny() -> Any:
 
 
 def _base() -> Any:
-    from earshot.config import Settings
-    from earshot.pipeline.asr import WhisperTranscriber
-    from earshot.pipeline.asr_base import BASE_MODEL_SHA256, whisper_base_model_dir
+    from earshot.pipeline.second_opinion import default_second_opinion
 
-    return WhisperTranscriber(
-        whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256,
-        cpu_threads=Settings().asr_threads, options=_options(),
-    )  # fmt: skip
+    opinion = default_second_opinion(asr_options=_options())
+    assert opinion is not None
+    return opinion.transcriber
 
 
 def _marked(t: Transcript) -> str:

@@ -131,14 +131,12 @@ def normalise_text(text: str) -> str:
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     """Corpus WER (fraction) of `hypotheses` against `references`, after `normalise_text`."""
-    import jiwer
+    return corpus_wer(errors_per_utterance(references, hypotheses))
 
-    if len(references) != len(hypotheses):
-        raise ValueError("references and hypotheses differ in length")
-    refs = [normalise_text(r) for r in references]
-    hyps = [normalise_text(h) for h in hypotheses]
-    pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
-    if not pairs:
+
+def corpus_wer(errors: Sequence[tuple[int, int]]) -> float:
+    """Corpus WER (fraction) from `errors_per_utterance`: all errors over all reference words."""
+    words = sum(n for _, n in errors)
+    if not words:
         raise ValueError("no non-empty reference")
-    out = jiwer.process_words([p[0] for p in pairs], [p[1] for p in pairs])
-    return float(out.wer)
+    return sum(e for e, _ in errors) / words

@@ -954,18 +954,22 @@ def _ge(v: object, t: float, *, none_ok: bool = False) -> bool:
     return isinstance(v, float | int) and v >= t
 
 
+def _listener_counts(rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(values whose speech is >= 90 % silenced or outside every snippet, values measured)."""
+    vals = [r["value_silenced"] for r in rows if r.get("value_silenced") is not None]
+    return sum(v >= 0.9 for v in vals), len(vals)
+
+
 def _listener_recall(rows: Sequence[dict[str, Any]]) -> float | None:
     """Share of planted values whose speech is >= 90 % silenced or outside every snippet."""
-    vals = [r["value_silenced"] for r in rows if r.get("value_silenced") is not None]
-    return _ratio(sum(v >= 0.9 for v in vals), len(vals))
+    return _ratio(*_listener_counts(rows))
 
 
 def _listener_interval(rows: Sequence[dict[str, Any]]) -> list[float] | None:
     """95 % Wilson interval of `_listener_recall`: how far it could move on as many other values."""
     from earshot.evaluation.metrics import wilson_interval
 
-    vals = [r["value_silenced"] for r in rows if r.get("value_silenced") is not None]
-    interval = wilson_interval(sum(v >= 0.9 for v in vals), len(vals))
+    interval = wilson_interval(*_listener_counts(rows))
     return None if interval is None else [round(v, 4) for v in interval]
 
 

@@ -35,9 +35,9 @@ from earshot.evaluation.manifest import (
 from earshot.evaluation.metrics import (
     cluster_bootstrap,
     compute_eer,
+    corpus_wer,
     det_points,
     errors_per_utterance,
-    word_error_rate,
 )
 from earshot.pipeline.types import SAMPLE_RATE, Audio
 
@@ -228,8 +228,8 @@ def run_eval(
             progress("ASR original", k, len(test_idx))
             hyps_orig.append(judge.transcribe(audio[i]))
         progress("ASR original", len(test_idx), len(test_idx))
-        report["original"]["wer"] = round(word_error_rate(refs, hyps_orig), 4)
         orig_errors = errors_per_utterance(refs, hyps_orig)
+        report["original"]["wer"] = round(corpus_wer(orig_errors), 4)
 
     for anon in anonymisers:
         report["systems"][anon.name] = _eval_system(
@@ -330,8 +330,8 @@ def _eval_system(
                 progress("ASR anonymised" + tag, k, n)
                 hyps.append(judge.transcribe(anon_test[i]))
             progress("ASR anonymised" + tag, n, n)
-            wers.append(word_error_rate(refs, hyps))
             draw_errors.append(errors_per_utterance(refs, hyps))
+            wers.append(corpus_wer(draw_errors[-1]))
         del anon_test
 
     total_s = float(durations[test_idx].sum()) * draws

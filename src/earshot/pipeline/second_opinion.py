@@ -33,7 +33,7 @@ from earshot.pipeline.types import Audio, PiiSpan, Transcript, Word
 
 if TYPE_CHECKING:
     from earshot.config import Settings
-    from earshot.pipeline.asr import WhisperTranscriber
+    from earshot.pipeline.asr import AsrOptions, WhisperTranscriber
 
 
 @dataclass(frozen=True)
@@ -326,11 +326,14 @@ class SecondOpinion:
         return self.transcriber.transcribe_batch(audios)
 
 
-def default_second_opinion(settings: Settings | None = None) -> SecondOpinion | None:
+def default_second_opinion(
+    settings: Settings | None = None, asr_options: AsrOptions | None = None
+) -> SecondOpinion | None:
     """Whisper base from its pinned wheels (joined and hash-checked once, loaded on first use),
     on the same threads as the first ASR; None when `settings.second_opinion` is off
     (`EARSHOT_SECOND_OPINION=false` when no settings are given). `second_opinion_telephone`:
-    also every snippet of a band-limited recording."""
+    also every snippet of a band-limited recording. `asr_options`: its decoding (default
+    `AsrOptions()`, as the first ASR's)."""
     if settings is None:
         from earshot.config import Settings
 
@@ -344,7 +347,8 @@ def default_second_opinion(settings: Settings | None = None) -> SecondOpinion | 
         from earshot.pipeline.asr_base import BASE_MODEL_SHA256, whisper_base_model_dir
 
         return WhisperTranscriber(
-            whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256, cpu_threads=threads
+            whisper_base_model_dir(), expected_sha256=BASE_MODEL_SHA256, cpu_threads=threads,
+            options=asr_options,
         )
 
     options = SecondOpinionOptions(every_narrowband_snippet=settings.second_opinion_telephone)
