@@ -7,7 +7,9 @@ Not part of the product: a development harness that the figures in docs/deid-eva
     .venv/bin/python scripts/tune_voice.py --threads 1 default 'candidates=3' --seeds 0 1 2 3
 
 Each positional argument is a variant: `default`, `none` (the input unchanged), `mcadams`,
-or comma-separated `field=value` overrides of `AnonymiserConfig` (tuples as `a:b`). Per
+`psola` (probe: the pitch step by Praat's PSOLA instead of the phase vocoder), `high-up=LO:HI`
+(probe: voices over 160 Hz shifted up by LO-HI semitones instead of down), or comma-separated
+`field=value` overrides of `AnonymiserConfig` (tuples as `a:b`). Per
 variant it prints, over the 12 tuning speakers: ignorant and lazy-informed EER (96 target /
 1056 non-target trials per seed), the semi-informed EER as the mean of two folds (attacker
 01-06 / test 07-12 and the reverse, two attacker copies), the ignorant EER with same-gender
@@ -31,7 +33,7 @@ from earshot.evaluation.manifest import load_audio, read_manifest, telephone_ban
 from earshot.evaluation.metrics import compute_eer, word_error_rate
 from earshot.evaluation.runner import _rng
 from earshot.evaluation.speaker import LdaBackend, SpeakerEncoder, score_trials, split_enrol_trial
-from earshot.pipeline.voice import AnonymiserConfig, McAdamsAnonymiser, VoiceAnonymiser
+from earshot.pipeline.voice import AnonymiserConfig, McAdamsAnonymiser, VoiceAnonymiser, _Draw, median_f0
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k" / "MANIFEST.tsv"
 TUNING = [f"Actor_{i:02d}" for i in range(1, 13)]
@@ -44,6 +46,11 @@ def parse_variant(text: str) -> tuple[str, object]:
         return text, McAdamsAnonymiser()
     if text == "none":  # probe: the input unchanged (with --world: WORLD's resynthesis alone)
         return text, _Unchanged()
+    if text == "psola":
+        return text, PsolaPitchAnonymiser()
+    if text.startswith("high-up="):
+        lo, hi = (float(v) for v in text.split("=", 1)[1].split(":"))
+        return text, HighUpAnonymiser((lo, hi))
     fields = {f.name: f for f in dataclasses.fields(AnonymiserConfig)}
     kwargs: dict[str, object] = {}
     for part in text.split(","):
@@ -162,6 +169,83 @@ def main() -> None:
 class _Unchanged:
     def anonymise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return np.asarray(x, np.float32)
+
+
+def praat_psola(x: np.ndarray, ratio: float) -> np.ndarray:
+    """`x` with its pitch scaled by `ratio` through Praat's TD-PSOLA (parselmouth: pitch marks
+    from its own tracker, 75-600 Hz; overlap-add resynthesis), duration and envelope kept. A
+    probe (twenty-seventh round; parselmouth is not a dependency, and Praat is GPL)."""
+    try:
+        import parselmouth
+        from parselmouth.praat import call
+    except ImportError:
+        sys.exit("psola needs parselmouth, a probe's dependency only: pip install praat-parselmouth")
+
+    snd = parselmouth.Sound(np.asarray(x, np.float64), sampling_frequency=16000)
+    man = call(snd, "To Manipulation", 0.01, 75, 600)
+    tier = call(man, "Extract pitch tier")
+    call(tier, "Multiply frequencies", snd.xmin, snd.xmax, ratio)
+    call([tier, man], "Replace pitch tier")
+    y = call(man, "Get resynthesis (overlap-add)").values[0][: len(x)]
+    return np.pad(y, (0, len(x) - len(y))).astype(np.float32)
+
+
+class PsolaPitchAnonymiser(VoiceAnonymiser):
+    """The product's method with its pitch step done by `praat_psola` on a band-limited input:
+    the same draws and selection, then PSOLA by the chosen ratio, then the envelope steps on the
+    shifted signal in the usual STFT pass with the excitation unscaled (twenty-seventh round)."""
+
+    name = "earshot-psola"
+
+    def anonymise(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from earshot.pipeline.voice import _speech_and_edge
+        from earshot.pipeline.voice_dsp import cepstral_envelope, istft, scale_excitation, stft
+
+        c = self.config
+        x = np.nan_to_num(np.asarray(audio, dtype=np.float64).ravel())
+        if x.size < 2 * c.n_fft or np.max(np.abs(x)) < 1e-6:
+            return super().anonymise(audio, rng)
+        f0 = median_f0(x, c.voicing_threshold)
+        draws = [self._draw(rng, f0) for _ in range(c.candidates)]
+        bin_hz = 16000 / c.n_fft
+
+        def analyse(sig: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            spec = stft(sig, c.n_fft, c.hop)
+            power = spec.real**2 + spec.imag**2
+            env = cepstral_envelope(0.5 * np.log(power + 1e-20), c.lifter, c.envelope_iterations)
+            return spec, power, env
+
+        spec, power, env = analyse(x)
+        speech, edge = _speech_and_edge(power, env, bin_hz, c.band_empty_db)
+        p = self._select(draws, power, env, speech, bin_hz, edge)
+        ratio = p.pitch_ratio
+        if edge is not None:  # band-limited: PSOLA first, then the envelope steps
+            spec, power, env = analyse(praat_psola(x, ratio).astype(np.float64))
+            ratio = 1.0
+        log_exc, phase = scale_excitation(spec, env, np.full(len(spec), ratio), c.hop, edge)
+        new_env = self._new_envelope(env, speech, p, bin_hz, edge)
+        y = istft(np.exp(log_exc + new_env + 1j * phase), len(x), c.n_fft, c.hop)
+        y *= np.sqrt(np.mean(x**2)) / max(float(np.sqrt(np.mean(y**2))), 1e-12)
+        return (y * min(1.0, 0.99 / max(float(np.max(np.abs(y))), 1e-12))).astype(np.float32)
+
+
+class HighUpAnonymiser(VoiceAnonymiser):
+    """The product's method, but a voice over 160 Hz has its pitch shifted up by a uniform
+    `up` semitones instead of to the usual (lower) target (twenty-seventh round)."""
+
+    name = "earshot-high-up"
+
+    def __init__(self, up: tuple[float, float]) -> None:
+        super().__init__()
+        self.up = up
+
+    def _draw(self, rng: np.random.Generator, src_f0: float | None) -> _Draw:
+        d = super()._draw(rng, src_f0)
+        u = rng.uniform()  # one more value per draw, either way
+        if src_f0 is None or src_f0 <= 160.0:
+            return d
+        semitones = self.up[0] + u * (self.up[1] - self.up[0])
+        return dataclasses.replace(d, pitch_ratio=float(2 ** (semitones / 12)))
 
 
 def world_resynth(x: np.ndarray, mode: str) -> np.ndarray:
