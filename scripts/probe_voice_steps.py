@@ -37,7 +37,7 @@ from earshot.evaluation.metrics import word_error_rate
 from earshot.pipeline.voice import _ANCHORS_HZ, AnonymiserConfig, VoiceAnonymiser, _Draw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tune_voice import DATA, TUNING, praat_psola  # noqa: E402
+from tune_voice import DATA, TUNING, male_actors, praat_psola  # noqa: E402
 
 
 class PinnedAnonymiser(VoiceAnonymiser):
@@ -94,7 +94,7 @@ def main() -> None:
     if "--narrowband" in flags:  # telephone input: through 8 kHz and back first
         audio = [telephone_band(a) for a in audio]
     refs = [r.transcript for r in rows]
-    male = np.array([int(r.speaker[-2:]) % 2 == 1 for r in rows])  # RAVDESS: odd actors male
+    male = male_actors(r.speaker for r in rows)
     judge = WhisperJudge(cpu_threads=2)
 
     def wer(xs: Sequence[np.ndarray]) -> str:

@@ -24,6 +24,7 @@ import ast
 import dataclasses
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ from earshot.pipeline.voice import AnonymiserConfig, McAdamsAnonymiser, VoiceAno
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k" / "MANIFEST.tsv"
 TUNING = [f"Actor_{i:02d}" for i in range(1, 13)]
+
+
+def male_actors(speakers: Iterable[str]) -> np.ndarray:
+    """One flag per RAVDESS speaker label ("Actor_NN"): odd-numbered actors are male."""
+    return np.array([int(s[-2:]) % 2 == 1 for s in speakers])
 
 
 def parse_variant(text: str) -> tuple[str, object]:
@@ -96,7 +102,7 @@ def main() -> None:
 
     rows = [r for r in read_manifest(DATA) if r.speaker in TUNING]
     spk = np.array([r.speaker for r in rows])
-    male = np.array([int(s[-2:]) % 2 == 1 for s in spk])
+    male = male_actors(spk)
     audio = [load_audio(r.path) for r in rows]
     if args.channel:
         audio = [recording_channel(a, TUNING.index(r.speaker)) for a, r in zip(audio, rows, strict=True)]
@@ -199,7 +205,6 @@ class PsolaPitchAnonymiser(VoiceAnonymiser):
 
     def anonymise(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from earshot.pipeline.voice import _speech_and_edge
-        from earshot.pipeline.voice_dsp import cepstral_envelope, istft, scale_excitation, stft
 
         c = self.config
         x = np.nan_to_num(np.asarray(audio, dtype=np.float64).ravel())
@@ -208,25 +213,13 @@ class PsolaPitchAnonymiser(VoiceAnonymiser):
         f0 = median_f0(x, c.voicing_threshold)
         draws = [self._draw(rng, f0) for _ in range(c.candidates)]
         bin_hz = 16000 / c.n_fft
-
-        def analyse(sig: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            spec = stft(sig, c.n_fft, c.hop)
-            power = spec.real**2 + spec.imag**2
-            env = cepstral_envelope(0.5 * np.log(power + 1e-20), c.lifter, c.envelope_iterations)
-            return spec, power, env
-
-        spec, power, env = analyse(x)
+        spec, power, env = self._analyse(x)
         speech, edge = _speech_and_edge(power, env, bin_hz, c.band_empty_db)
         p = self._select(draws, power, env, speech, bin_hz, edge)
-        ratio = p.pitch_ratio
-        if edge is not None:  # band-limited: PSOLA first, then the envelope steps
-            spec, power, env = analyse(praat_psola(x, ratio).astype(np.float64))
-            ratio = 1.0
-        log_exc, phase = scale_excitation(spec, env, np.full(len(spec), ratio), c.hop, edge)
-        new_env = self._new_envelope(env, speech, p, bin_hz, edge)
-        y = istft(np.exp(log_exc + new_env + 1j * phase), len(x), c.n_fft, c.hop)
-        y *= np.sqrt(np.mean(x**2)) / max(float(np.sqrt(np.mean(y**2))), 1e-12)
-        return (y * min(1.0, 0.99 / max(float(np.max(np.abs(y))), 1e-12))).astype(np.float32)
+        if edge is None:  # full band: the product's own pitch step
+            return self._render(x, spec, env, speech, p, edge, p.pitch_ratio)
+        spec, _, env = self._analyse(praat_psola(x, p.pitch_ratio).astype(np.float64))
+        return self._render(x, spec, env, speech, p, edge, 1.0)
 
 
 class HighUpAnonymiser(VoiceAnonymiser):
@@ -349,7 +342,7 @@ def same_gender_nontarget(
     """Ignorant EER when the non-target trials are restricted to the trial speaker's gender."""
     models = sorted(set(spk[enrol]))
     t_male = male[trial]
-    m_male = np.array([int(m[-2:]) % 2 == 1 for m in models])
+    m_male = male_actors(models)
     same = spk[trial][:, None] == np.asarray(models)[None, :]
     gender = t_male[:, None] == m_male[None, :]
     emb_t = e_trial[trial] / np.linalg.norm(e_trial[trial], axis=1, keepdims=True)

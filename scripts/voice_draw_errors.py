@@ -27,7 +27,7 @@ from earshot.evaluation.runner import _rng
 from earshot.pipeline.voice import VoiceAnonymiser, _Draw, median_f0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tune_voice import DATA, TUNING  # noqa: E402
+from tune_voice import DATA, TUNING, male_actors  # noqa: E402
 
 WORDS = 6  # both RAVDESS sentences: "kids are talking by the door", "dogs are sitting by the door"
 
@@ -92,7 +92,7 @@ def main() -> None:
         o = sum(sum(orig[i].values()) for i, r in enumerate(rows) if r.speaker == s)
         n_s = sum(r.speaker == s for r in rows)
         print(f"  {s} {100 * o / (WORDS * n_s):5.1f} % -> {wer(spk == s)}")
-    male = np.array([int(s[-2:]) % 2 == 1 for s in spk])  # RAVDESS: odd actors male
+    male = male_actors(spk)
     print(f"  female {wer(~male)}   male {wer(male)}")
     draws = [d for _, d, _, _ in recs]
     shift = np.array([12 * np.log2(d.pitch_ratio) for d in draws])

@@ -358,22 +358,41 @@ class VoiceAnonymiser:
             return x.astype(np.float32)
         src_f0 = median_f0(x, c.voicing_threshold)
         draws = [self._draw(rng, src_f0) for _ in range(c.candidates)]
-        n_fft, hop = c.n_fft, c.hop
-        bin_hz = SAMPLE_RATE / n_fft
+        bin_hz = SAMPLE_RATE / c.n_fft
 
-        spec = stft(x, n_fft, hop)
-        power = spec.real**2 + spec.imag**2
-        env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
+        spec, power, env = self._analyse(x)
         speech, edge = _speech_and_edge(power, env, bin_hz, c.band_empty_db)
         if edge is not None and c.hp_cutoff_narrow_hz is not None:
             draws = [self._narrowband_hp(d) for d in draws]
         p = self._select(draws, power, env, speech, bin_hz, edge) if len(draws) > 1 else draws[0]
+        return self._render(x, spec, env, speech, p, edge, p.pitch_ratio)
 
+    def _analyse(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(STFT, power, per-frame cepstral log envelope) of `x`."""
+        c = self.config
+        spec = stft(x, c.n_fft, c.hop)
+        power = spec.real**2 + spec.imag**2
+        env = cepstral_envelope(0.5 * np.log(power + _LOG_EPS**2), c.lifter, c.envelope_iterations)
+        return spec, power, env
+
+    def _render(
+        self,
+        x: np.ndarray,
+        spec: np.ndarray,
+        env: np.ndarray,
+        speech: np.ndarray,
+        p: _Draw,
+        edge: float | None,
+        pitch_ratio: float,
+    ) -> Audio:
+        """Steps 1-3 of draw `p` on the analysis of `x` (`pitch_ratio`: the excitation's scale),
+        synthesised at `x`'s loudness with peaks limited to 0.99."""
+        c = self.config
         # 1. pitch: scale the excitation (phase-locked phase vocoder)
-        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), p.pitch_ratio), hop, edge)
-        new_env = self._new_envelope(env, speech, p, bin_hz, edge)
+        new_log_exc, new_phase = scale_excitation(spec, env, np.full(len(spec), pitch_ratio), c.hop, edge)
+        new_env = self._new_envelope(env, speech, p, SAMPLE_RATE / c.n_fft, edge)
 
-        y = istft(np.exp(new_log_exc + new_env + 1j * new_phase), len(x), n_fft, hop)
+        y = istft(np.exp(new_log_exc + new_env + 1j * new_phase), len(x), c.n_fft, c.hop)
         rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
         if rms_out > 0:
             y *= rms_in / rms_out
